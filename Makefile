@@ -1,0 +1,56 @@
+# Every target bootstraps its own virtual environment in .venv from a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST := $(PY) -m pytest --hypothesis-profile=ci -n 2 -q
+
+.PHONY: help venv test test-gpu test-slow book exercises lint bench demo clean
+
+help:
+	@echo "make demo       run the main example (see README)"
+	@echo "make test       run the whole test suite on the CPU"
+	@echo "make test-gpu   run the same suite on CuPy (MINIDIFF_DEVICE=cuda)"
+	@echo "make test-slow  run the heavy checks kept out of 'make test'"
+	@echo "make book       build the Jupyter Book into book/_build/html"
+	@echo "make exercises  regenerate the student notebooks from exercises/src"
+	@echo "make lint       ruff"
+	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,book]"
+	touch $@
+
+test: $(STAMP)
+	$(PYTEST)
+
+test-gpu: $(STAMP)
+	$(PY) -m pip install -q -e ".[gpu]" || true
+	MINIDIFF_DEVICE=cuda $(PYTEST)
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
+
+book: $(STAMP)
+	rm -rf book/_build
+	$(VENV)/bin/jupyter-book build book -W --keep-going
+
+exercises: $(STAMP)
+	$(PY) -m exercises.build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check minidiff tests exercises benchmarks
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m benchmarks.run
+
+demo: $(STAMP)
+	$(PY) -m minidiff demo --out runs/demo
+
+clean:
+	rm -rf book/_build runs .pytest_cache .hypothesis

@@ -1,0 +1,166 @@
+"""Where arrays live: NumPy on the CPU, CuPy on a CUDA GPU.
+
+Every op asks the array it is given which module to use (``xp = xp_of(x)``), so the same code
+runs on both devices; nothing here keeps a global "current backend" that ops consult.
+
+The default device for new tensors comes from the environment variable ``MINIDIFF_DEVICE``:
+
+* ``cpu`` (the default): NumPy;
+* ``cuda``: CuPy; a clear :class:`~minidiff.errors.DeviceError` if CuPy or a GPU is missing;
+* ``auto``: CuPy when a GPU is usable, NumPy otherwise.
+
+Floating-point data is float32 unless float64 is asked for (gradient checks ask for it).
+
+>>> import numpy as np
+>>> xp_of(np.zeros(3)) is np, device_of(np.zeros(3))
+(True, 'cpu')
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+
+import numpy
+
+from .errors import DeviceError
+
+DEVICES = ("cpu", "cuda")
+DEFAULT_FLOAT = numpy.float32
+
+
+@lru_cache(maxsize=1)
+def _cupy():
+    """The ``cupy`` module if it imports and sees at least one GPU, else ``None``."""
+    try:
+        import cupy
+    except Exception:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:
+        return None
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy is installed and a CUDA GPU answers."""
+    return _cupy() is not None
+
+
+def _require_cupy():
+    cp = _cupy()
+    if cp is None:
+        raise DeviceError(
+            "device 'cuda' was asked for, but CuPy is not installed or no CUDA GPU is visible; "
+            "install the 'gpu' extra (pip install -e '.[gpu]') on a machine with a GPU, "
+            "or use MINIDIFF_DEVICE=cpu"
+        )
+    return cp
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` if it names a known device, else raise naming the choices."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {DEVICES}")
+    if device == "cuda":
+        _require_cupy()
+    return device
+
+
+def default_device() -> str:
+    """The device new tensors go to: ``MINIDIFF_DEVICE`` = cpu | cuda | auto (default cpu)."""
+    wanted = os.environ.get("MINIDIFF_DEVICE", "cpu").strip().lower() or "cpu"
+    if wanted == "auto":
+        return "cuda" if gpu_available() else "cpu"
+    if wanted not in DEVICES:
+        raise DeviceError(f"MINIDIFF_DEVICE={wanted!r} is not one of cpu, cuda, auto")
+    return check_device(wanted)
+
+
+def is_cupy_array(array) -> bool:
+    """True for a CuPy array, without importing CuPy when it is not already loaded."""
+    cls = type(array)
+    return cls.__module__.startswith("cupy") and cls.__name__ == "ndarray"
+
+
+def xp_of(*arrays):
+    """The array module (``numpy`` or ``cupy``) for these arrays.
+
+    Raises :class:`DeviceError` if some are on the CPU and others on the GPU.
+    """
+    devices = {device_of(a) for a in arrays if hasattr(a, "shape")}
+    if len(devices) > 1:
+        raise DeviceError(f"arrays are on different devices: {sorted(devices)}")
+    return _cupy() if devices == {"cuda"} else numpy
+
+
+def device_of(array) -> str:
+    """``'cuda'`` for a CuPy array, ``'cpu'`` for anything else (NumPy arrays, scalars)."""
+    return "cuda" if is_cupy_array(array) else "cpu"
+
+
+def module_for(device: str):
+    """The array module that holds data on ``device``."""
+    return _require_cupy() if check_device(device) == "cuda" else numpy
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` (no copy if it is already there)."""
+    check_device(device)
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return _require_cupy().asarray(array)
+
+
+def to_numpy(array) -> numpy.ndarray:
+    """A NumPy array on the host, whatever device ``array`` is on."""
+    return to_device(array, "cpu") if hasattr(array, "shape") else numpy.asarray(array)
+
+
+def scatter_add(target, index, values) -> None:
+    """``target[index] += values`` with repeated indices accumulated (unbuffered), in place."""
+    if is_cupy_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        numpy.add.at(target, index, values)
+
+
+_erf_host = numpy.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x):
+    """The error function elementwise, to double precision, in ``x``'s dtype and device."""
+    if is_cupy_array(x):
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    return numpy.asarray(_erf_host(x)).astype(x.dtype)
+
+
+# --- random numbers: one seeded generator per device -------------------------------------------
+
+_generators: dict[str, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed the generators of every device, so runs repeat exactly."""
+    _generators.clear()
+    _generators["cpu"] = numpy.random.default_rng(seed)
+    if gpu_available():
+        _generators["cuda"] = _cupy().random.default_rng(seed)
+
+
+def generator(device: str | None = None):
+    """The seeded random generator of ``device`` (default: the default device)."""
+    device = check_device(device or default_device())
+    if device not in _generators:
+        xp = module_for(device)
+        _generators[device] = xp.random.default_rng(0)
+    return _generators[device]

@@ -1,0 +1,21 @@
+"""The errors minidiff raises. Each names what was wrong: the shapes, devices or dtypes involved."""
+
+
+class ShapeError(ValueError):
+    """Shapes that do not fit an operation (broadcasting, matmul, reshape, concatenate, ...)."""
+
+
+class DeviceError(RuntimeError):
+    """Arrays on different devices, or a device that is not available."""
+
+
+class DTypeError(TypeError):
+    """A dtype minidiff will not mix silently (e.g. float32 with float64)."""
+
+
+class GraphError(RuntimeError):
+    """A misuse of the autograd graph (backward through a freed graph, a non-scalar root, ...)."""
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numerical gradients disagree; the message names the worst entry."""

@@ -1,0 +1,1 @@
+"""Small end-to-end examples built only from the engine's public API."""

@@ -1,0 +1,59 @@
+"""The project's set-up files agree with each other."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# conda-forge names for the PyPI packages whose names differ
+CONDA_NAME = {"cupy-cuda12x": "cupy", "torch": "pytorch"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def _pyproject_names() -> set:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        names |= {_name(r) for r in extra}
+    return {CONDA_NAME.get(n, n) for n in names}
+
+
+def _environment_names() -> set:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            names |= {_name(d) for d in dep.get("pip", [])}
+        else:
+            names.add(_name(dep))
+    return names - {"python", "pip"}
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    assert _pyproject_names() == _environment_names()
+
+
+def test_core_dependencies_are_only_the_allowed_ones():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert {_name(r) for r in project["dependencies"]} == {"numpy", "matplotlib", "imageio", "tqdm"}
+
+
+def test_library_imports_no_framework():
+    pattern = re.compile(r"^\s*(import|from)\s+(torch|jax|autograd|einops)\b", re.M)
+    offenders = [p for p in (ROOT / "minidiff").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_makefile_has_the_documented_targets():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("test", "test-gpu", "book", "exercises", "lint", "bench", "demo"):
+        assert re.search(rf"^{re.escape(target)}:", makefile, re.M), target
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
