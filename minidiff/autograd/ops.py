@@ -579,11 +579,15 @@ def unsqueeze(x, axis: int) -> Tensor:
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
-def _plain_index(index):
-    """Replace tensors inside an index by their arrays."""
+def _plain_index(index, xp):
+    """Replace tensors inside an index by their arrays, and put index arrays on ``xp``'s device."""
     if isinstance(index, tuple):
-        return tuple(_plain_index(i) for i in index)
-    return index.data if isinstance(index, Tensor) else index
+        return tuple(_plain_index(i, xp) for i in index)
+    if isinstance(index, Tensor):
+        index = index.data
+    if hasattr(index, "shape") and not isinstance(index, numpy.generic):
+        return xp.asarray(index)
+    return index
 
 
 def _is_basic(index) -> bool:
@@ -600,8 +604,8 @@ def getitem(x, index) -> Tensor:
     Backward: scatter ``g`` into zeros of ``x``'s shape; repeated integer indices accumulate.
     """
     x = _tensor(x)
-    index = _plain_index(index)
     xp = backend.xp_of(x.data)
+    index = _plain_index(index, xp)
     try:
         out = x.data[index]
     except IndexError as error:
