@@ -73,3 +73,19 @@ def test_item_needs_one_element():
 def test_gelu_approximation_name():
     with pytest.raises(ValueError, match="'tanh' or 'none'"):
         md.gelu(md.ones(2), approximate="fast")
+
+
+def test_integer_data_meets_floats_without_upcast():
+    ints = md.tensor([1, 2, 3])
+    assert ints.dtype.kind == "i"
+    for y in (
+        ints * md.ones(3),
+        md.ones(3) + ints,
+        ints / 2,
+        ints.exp(),
+        ints.mean(),
+        md.softmax(ints, -1),
+        ints.sqrt(),
+    ):
+        assert y.dtype == np.float32, y
+    assert (ints + ints).dtype == ints.dtype

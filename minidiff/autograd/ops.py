@@ -87,10 +87,19 @@ def _unreduce(g, in_shape: tuple, axes: tuple, keepdims: bool):
 
 
 def _operands(a, b, op: str):
-    """Both operands as tensors; constants take the other operand's dtype and device."""
+    """Both operands as tensors of one dtype when either is floating (see ``coerce``)."""
     if not isinstance(a, Tensor):
         a = coerce(a, b, op) if isinstance(b, Tensor) else Tensor(a)
-    return a, coerce(b, a, op)
+    b = coerce(b, a, op)
+    if b.dtype.kind == "f" and a.dtype.kind != "f":
+        a = coerce(a, b, op)
+    return a, b
+
+
+def _floating(x) -> Tensor:
+    """``x`` as a tensor, integer or boolean data converted to float32 (as ``exp`` of ints is)."""
+    x = _tensor(x)
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype(backend.DEFAULT_FLOAT))
 
 
 def _binary(a, b, op: str):
@@ -139,7 +148,7 @@ def mul(a, b) -> Tensor:
 
 def div(a, b) -> Tensor:
     """a / b.  d/da = 1/b, d/db = -a/b^2 = -out/b."""
-    a, b = _binary(a, b, "div")
+    a, b = _binary(_floating(a), b, "div")
     out = a.data / b.data
 
     def backward(g):
@@ -214,28 +223,28 @@ def matmul(a, b) -> Tensor:
 
 def exp(x) -> Tensor:
     """e^x.  d/dx = e^x (the output, reused)."""
-    x = _tensor(x)
+    x = _floating(x)
     out = backend.xp_of(x.data).exp(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * out,), "exp")
 
 
 def log(x) -> Tensor:
     """log x.  d/dx = 1/x."""
-    x = _tensor(x)
+    x = _floating(x)
     out = backend.xp_of(x.data).log(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g / x.data,), "log")
 
 
 def sqrt(x) -> Tensor:
     """sqrt x.  d/dx = 1 / (2 sqrt x)."""
-    x = _tensor(x)
+    x = _floating(x)
     out = backend.xp_of(x.data).sqrt(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
 
 
 def tanh(x) -> Tensor:
     """tanh x.  d/dx = 1 - tanh^2 x."""
-    x = _tensor(x)
+    x = _floating(x)
     out = backend.xp_of(x.data).tanh(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
 
@@ -247,7 +256,7 @@ def _sigmoid(xp, x):
 
 def sigmoid(x) -> Tensor:
     """sigma(x) = 1 / (1 + e^-x).  d/dx = sigma (1 - sigma)."""
-    x = _tensor(x)
+    x = _floating(x)
     out = _sigmoid(backend.xp_of(x.data), x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
 
@@ -271,7 +280,7 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
     d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
     ``approximate="none"``: exact, with d/dx = Phi(x) + x phi(x).
     """
-    x = _tensor(x)
+    x = _floating(x)
     xp = backend.xp_of(x.data)
     d = x.data
     if approximate == "tanh":
@@ -297,7 +306,7 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
 
 def silu(x) -> Tensor:
     """SiLU(x) = x sigma(x).  d/dx = sigma (1 + x (1 - sigma))."""
-    x = _tensor(x)
+    x = _floating(x)
     s = _sigmoid(backend.xp_of(x.data), x.data)
     out = x.data * s
     return Tensor._from_op(out, (x,), lambda g: (g * s * (1.0 + x.data * (1.0 - s)),), "silu")
@@ -395,7 +404,7 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``: the sum divided by the number of entries reduced."""
-    x = _tensor(x)
+    x = _floating(x)
     axes = _axes(axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
     return sum(x, axes, keepdims) * (1.0 / count if count else math.nan)
@@ -407,7 +416,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     d/dx_i = 2 (x_i - mean) / (n - ddof): the mean's own dependence on x_i cancels because the
     deviations sum to zero.
     """
-    x = _tensor(x)
+    x = _floating(x)
     axes = _axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     n = math.prod(x.shape[a] for a in axes)
@@ -457,7 +466,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
 
     Implements (eq-logsumexp-stable).  d/dx_i = e^{x_i - out} = softmax(x)_i.
     """
-    x = _tensor(x)
+    x = _floating(x)
     axes = _axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     shift = _stable_shift(x.data, axes)
@@ -477,7 +486,7 @@ def softmax(x, axis: int = -1) -> Tensor:
 
     Backward (eq-softmax-vjp): dL/dx = s * (g - sum_j g_j s_j).
     """
-    x = _tensor(x)
+    x = _floating(x)
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
     e = xp.exp(x.data - _stable_shift(x.data, (ax,)))
@@ -491,7 +500,7 @@ def softmax(x, axis: int = -1) -> Tensor:
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """log softmax(x) = x - logsumexp(x).  Backward: dL/dx = g - softmax(x) sum_j g_j."""
-    x = _tensor(x)
+    x = _floating(x)
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
     shifted = x.data - _stable_shift(x.data, (ax,))

@@ -288,6 +288,9 @@ def coerce(value, like: Tensor, op: str) -> Tensor:
                 f"{op}: operands have different float dtypes: {like.dtype} (shape {like.shape}) "
                 f"and {value.dtype} (shape {value.shape}); convert one with .astype()"
             )
+        if _is_float(like.dtype) and not _is_float(value.dtype):
+            # integer or boolean data never requires grad: a converted copy loses nothing
+            return Tensor(value.data.astype(like.dtype))
         return value
     if hasattr(value, "shape") and backend.device_of(value) != like.device:
         raise DeviceError(
