@@ -16,7 +16,7 @@ settings.register_profile(
     "ci",
     derandomize=True,
     deadline=None,
-    max_examples=40,
+    max_examples=100,
     suppress_health_check=_quiet,
     print_blob=True,
 )
