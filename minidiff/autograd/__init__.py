@@ -1,8 +1,15 @@
 """Reverse-mode automatic differentiation: the Tensor, its ops, and the gradient check."""
 
+import operator
+
 from . import ops
 from .gradcheck import gradcheck
 from .tensor import Node, Tensor, is_grad_enabled, no_grad
+
+
+def _compare(a, b, op: str, compare) -> Tensor:
+    a, b = ops._binary(a, b, op)
+    return Tensor(compare(a.data, b.data), device=a.device)
 
 
 def _bind_methods() -> None:
@@ -23,10 +30,10 @@ def _bind_methods() -> None:
     T.__neg__ = lambda a: ops.neg(a)
     T.__getitem__ = lambda a, index: ops.getitem(a, index)
     # Comparisons give boolean tensors outside the graph (they have no useful gradient).
-    T.__lt__ = lambda a, b: Tensor(a.data < ops._operands(a, b, "<")[1].data)
-    T.__le__ = lambda a, b: Tensor(a.data <= ops._operands(a, b, "<=")[1].data)
-    T.__gt__ = lambda a, b: Tensor(a.data > ops._operands(a, b, ">")[1].data)
-    T.__ge__ = lambda a, b: Tensor(a.data >= ops._operands(a, b, ">=")[1].data)
+    T.__lt__ = lambda a, b: _compare(a, b, "<", operator.lt)
+    T.__le__ = lambda a, b: _compare(a, b, "<=", operator.le)
+    T.__gt__ = lambda a, b: _compare(a, b, ">", operator.gt)
+    T.__ge__ = lambda a, b: _compare(a, b, ">=", operator.ge)
     for name in (
         "exp log sqrt tanh sigmoid relu gelu silu abs clip astype sum mean var max min "
         "logsumexp softmax log_softmax reshape transpose swapaxes broadcast_to squeeze unsqueeze "

@@ -78,11 +78,8 @@ def _axes(axis, ndim: int) -> tuple:
     return tuple(sorted(out))
 
 
-def _unreduce(g, in_shape: tuple, axes: tuple, keepdims: bool):
+def _unreduce(g, in_shape: tuple, axes: tuple):
     """Give a reduced gradient its reduced axes back as size 1, ready to broadcast."""
-    if not keepdims:
-        xp = backend.xp_of(g)
-        g = xp.expand_dims(g, axes) if axes else g
     return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(in_shape)))
 
 
@@ -99,7 +96,9 @@ def _operands(a, b, op: str):
 def _floating(x) -> Tensor:
     """``x`` as a tensor, integer or boolean data converted to float32 (as ``exp`` of ints is)."""
     x = _tensor(x)
-    return x if x.dtype.kind == "f" else Tensor(x.data.astype(backend.DEFAULT_FLOAT))
+    return (
+        x if x.dtype.kind == "f" else Tensor(x.data.astype(backend.DEFAULT_FLOAT), device=x.device)
+    )
 
 
 def _binary(a, b, op: str):
@@ -397,7 +396,7 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     out = xp.sum(x.data, axis=axes, keepdims=keepdims)
 
     def backward(g):
-        return (xp.broadcast_to(_unreduce(g, x.shape, axes, keepdims), x.shape),)
+        return (xp.broadcast_to(_unreduce(g, x.shape, axes), x.shape),)
 
     return Tensor._from_op(xp.asarray(out), (x,), backward, "sum")
 
@@ -425,7 +424,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     out = (centered * centered).sum(axis=axes, keepdims=keepdims) * scale
 
     def backward(g):
-        return (_unreduce(g, x.shape, axes, keepdims) * (2.0 * scale) * centered,)
+        return (_unreduce(g, x.shape, axes) * (2.0 * scale) * centered,)
 
     return Tensor._from_op(xp.asarray(out), (x,), backward, "var")
 
@@ -446,7 +445,7 @@ def _reduce_extremum(x, axis, keepdims: bool, op: str) -> Tensor:
         # The gradient goes to the extreme entries, shared evenly among ties.
         hits = (x.data == kept).astype(g.dtype)
         hits /= hits.sum(axis=axes, keepdims=True)
-        return (_unreduce(g, x.shape, axes, keepdims) * hits,)
+        return (_unreduce(g, x.shape, axes) * hits,)
 
     return Tensor._from_op(out, (x,), backward, op)
 
@@ -476,7 +475,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     )
 
     def backward(g):
-        return (_unreduce(g, x.shape, axes, keepdims) * xp.exp(x.data - kept),)
+        return (_unreduce(g, x.shape, axes) * xp.exp(x.data - kept),)
 
     return Tensor._from_op(out, (x,), backward, "logsumexp")
 

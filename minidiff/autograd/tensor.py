@@ -290,7 +290,7 @@ def coerce(value, like: Tensor, op: str) -> Tensor:
             )
         if _is_float(like.dtype) and not _is_float(value.dtype):
             # integer or boolean data never requires grad: a converted copy loses nothing
-            return Tensor(value.data.astype(like.dtype))
+            return Tensor(value.data.astype(like.dtype), device=value.device)
         return value
     if hasattr(value, "shape") and backend.device_of(value) != like.device:
         raise DeviceError(
