@@ -23,15 +23,25 @@ last cell of a notebook can list them with :func:`summary`.
 
 from __future__ import annotations
 
+import os
 import traceback
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+import hypothesis
+import numpy
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 DEFAULT_EXAMPLES = 50
+
+# Frames from these directories belong to the libraries; the student's code lives elsewhere.
+_LIBRARIES = tuple(
+    os.path.dirname(path) + os.sep
+    for path in (hypothesis.__file__, numpy.__file__, os.path.dirname(__file__))
+)
 
 _SETTINGS = dict(
     derandomize=True,
@@ -85,20 +95,26 @@ def reset() -> None:
 
 
 def _where_raised(exc: BaseException) -> str:
-    """The innermost line of the traceback, where the student's code usually went wrong."""
+    """The innermost line of the traceback outside the libraries: usually the student's."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
+    chosen = [f for f in frames if not f.filename.startswith(_LIBRARIES)] or frames
+    if not chosen:
         return ""
-    last = frames[-1]
+    last = chosen[-1]
     line = f": {last.line.strip()}" if last.line else ""
     return f"raised in {last.name}(){line}"
 
 
-def _explain(exc: BaseException) -> str:
+def _explain(exc: BaseException, caught: list) -> str:
     if isinstance(exc, Mismatch):
-        return str(exc)
-    where = _where_raised(exc)
-    return f"your code raised {type(exc).__name__}: {exc}" + (f"\n{where}" if where else "")
+        text = str(exc)
+    else:
+        where = _where_raised(exc)
+        text = f"your code raised {type(exc).__name__}: {exc}" + (f"\n{where}" if where else "")
+    said = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
+    if said:
+        text += "\non this case Python warned: " + "; ".join(said)
+    return text
 
 
 def _indent(text: str, prefix: str = "  ") -> str:
@@ -136,16 +152,20 @@ def grade(
         nonlocal checked
         if not_done:
             return
-        try:
-            prop(case)
-        except NotImplementedError as exc:
-            not_done.append(exc)
-            return
-        except HypothesisException:
-            raise
-        except Exception as exc:
-            failures.append((case, exc))
-            raise
+        # Warnings (overflow in exp...) are kept with the case that raised them and shown in
+        # the verdict, instead of scrolling past once per drawn case.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                prop(case)
+            except NotImplementedError as exc:
+                not_done.append(exc)
+                return
+            except HypothesisException:
+                raise
+            except Exception as exc:
+                failures.append((case, exc, caught))
+                raise
         checked += 1
 
     try:
@@ -158,11 +178,12 @@ def grade(
         status, lines = "NOT DONE", [f"NOT DONE {heading}: {not_done[0]}"]
     elif error is not None:
         status, lines = "FAILED", [f"FAILED  {heading}"]
-        shrunk = [case for case, exc in failures if exc is error]
+        shrunk = [(case, caught) for case, exc, caught in failures if exc is error]
         if shrunk:
+            case, caught = shrunk[-1]
             lines.append("  the smallest failing case found:")
-            lines.append(_indent(describe(shrunk[-1]), "    "))
-            lines.append(_indent(_explain(error)))
+            lines.append(_indent(describe(case), "    "))
+            lines.append(_indent(_explain(error, caught)))
         else:
             lines.append(
                 _indent(f"the check itself could not run: {type(error).__name__}: {error}")

@@ -1,0 +1,489 @@
+"""The checks behind the exercise notebooks, built on :mod:`minidiff.checks.grading`.
+
+Exercise 1 (chapter 1) asks for device-agnostic array code: :func:`check_device_agnostic` runs
+the student's function on float32 inputs on every available device and compares it with a
+float64 NumPy reference. Exercise 2 (chapter 2) asks for backward functions:
+:func:`check_vjp` compares them with central differences in float64 on the very cases the test
+suite checks the library's own ops on (``OP_SPECS``), so notebooks and tests share one source.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import textwrap
+import tokenize
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .. import backend
+from ..autograd import ops
+from ..autograd.tensor import Tensor
+from . import strategies as S
+from .gradients import OP_SPECS, Case, forward_value, numeric_vjp
+from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
+
+# The equations the exercises check, as the book states them (shown when a check fails).
+EQUATIONS = {
+    "eq-vjp": "dL/dx_j = sum_i g_i dy_i/dx_j, with g = dL/dy (a vector-Jacobian product)",
+    "eq-broadcast-reduce": "if x was broadcast to y, dL/dx is dL/dy summed over the broadcast "
+    "copies: over the leading axes broadcasting added and the axes where x has size 1",
+    "eq-matmul-vjp": "for Y = A B: dL/dA = G B^T and dL/dB = A^T G (transposing the last two "
+    "axes), each summed back to its input's shape over broadcast batch axes",
+    "eq-softmax-vjp": "for s = softmax(x): dL/dx = s * (g - sum_j g_j s_j), the sum along the "
+    "softmax axis",
+    "eq-logsumexp-stable": "logsumexp(x) = m + log sum_i exp(x_i - m) with m = max_i x_i; its "
+    "gradient is softmax(x) = exp(x - logsumexp(x)), which never overflows",
+}
+
+# Six significant digits show a wrong value and keep a small array on one line.
+_PRINT = dict(precision=6, separator=", ", max_line_width=10_000, floatmode="maxprec")
+
+
+def _show(array) -> str:
+    """An array for people: its values when it is small, otherwise its shape and range."""
+    array = numpy.asarray(array)
+    if array.size <= 24:
+        text = numpy.array2string(array, **_PRINT)
+    else:
+        text = f"{array.size} values in [{array.min():.6g}, {array.max():.6g}]"
+    return f"{text}  (shape {array.shape}, {array.dtype})"
+
+
+def _host(value):
+    """A NumPy array from what a student returned (an array on any device, or a Tensor)."""
+    if isinstance(value, Tensor):
+        value = value.data
+    return backend.to_numpy(value)
+
+
+def _compare(what: str, got, expected, rtol: float, atol: float) -> None:
+    """Raise :class:`Mismatch` unless |got - expected| <= atol + rtol |expected| everywhere."""
+    if got.shape != expected.shape:
+        raise Mismatch(f"{what} has shape {got.shape}, but it should have shape {expected.shape}")
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        error = numpy.abs(got.astype(numpy.float64) - expected)
+        bad = ~(error <= atol + rtol * numpy.abs(expected))
+    if bad.any():
+        ranked = numpy.where(bad, numpy.nan_to_num(error, nan=numpy.inf), -1.0)
+        worst = numpy.unravel_index(numpy.argmax(ranked), expected.shape)
+        off = (
+            f"is off by {error[worst]:.3g}"
+            if numpy.isfinite(error[worst])
+            else f"is {got[worst]} instead of {expected[worst]:.6g}"
+        )
+        raise Mismatch(
+            f"{what} is wrong at {bad.sum()} of {bad.size} entries; the worst, at index "
+            f"{tuple(int(i) for i in worst)}, {off}\n"
+            f"expected: {_show(expected)}\n"
+            f"got:      {_show(got)}"
+        )
+
+
+# ============================================================================================
+# exercise 2: vector-Jacobian products
+# ============================================================================================
+
+
+@dataclass(frozen=True)
+class _Backward:
+    """How a student's backward for one op is called and what it is about."""
+
+    title: str
+    equation: str
+    inputs: tuple
+    # (student_backward, g, inputs on the device, params, output) -> what the student returns:
+    # one gradient for a one-input op, else a tuple of them
+    call: Callable
+    where: Callable[[Case], bool] = lambda case: True
+    shifts: tuple = (0.0,)
+
+
+def _matrices(case: Case) -> bool:
+    """Both operands have at least two axes (1-d operands are reshaped by matmul's forward)."""
+    return min(a.ndim for a in case.arrays) >= 2
+
+
+BACKWARDS = {
+    "mul": _Backward(
+        "mul backward, with broadcasting",
+        "eq-broadcast-reduce",
+        ("a", "b"),
+        lambda bw, g, xs, params, out: bw(g, *xs),
+    ),
+    "div": _Backward(
+        "div backward, with broadcasting",
+        "eq-vjp",
+        ("a", "b"),
+        lambda bw, g, xs, params, out: bw(g, *xs),
+    ),
+    "matmul": _Backward(
+        "batched matmul backward",
+        "eq-matmul-vjp",
+        ("a", "b"),
+        lambda bw, g, xs, params, out: bw(g, *xs),
+        where=_matrices,
+    ),
+    "sum": _Backward(
+        "sum backward",
+        "eq-vjp",
+        ("x",),
+        lambda bw, g, xs, params, out: bw(g, xs[0].shape, params["axis"], params["keepdims"]),
+    ),
+    "softmax": _Backward(
+        "softmax backward",
+        "eq-softmax-vjp",
+        ("x",),
+        lambda bw, g, xs, params, out: bw(g, out, params["axis"]),
+    ),
+    "logsumexp": _Backward(
+        "logsumexp backward, stable for large x",
+        "eq-logsumexp-stable",
+        ("x",),
+        lambda bw, g, xs, params, out: bw(g, xs[0], params["axis"], params["keepdims"]),
+        shifts=(0.0, 1000.0),
+    ),
+}
+
+
+@st.composite
+def _vjp_cases(draw, op: str, where: Callable[[Case], bool], shifts: tuple):
+    """A case of ``OP_SPECS[op]`` that ``where`` accepts, a cotangent g of the output's shape,
+    and a shift for the inputs."""
+    spec = OP_SPECS[op]
+    case = draw(spec.cases)
+    assume(spec.valid(case) and where(case))
+    g = draw(S.arrays(forward_value(spec, case).shape))
+    return case, g, draw(st.sampled_from(shifts))
+
+
+def _describe_vjp(names: tuple):
+    def describe(drawn) -> str:
+        case, g, shift = drawn
+        lines = [f"{n} = {_show(a + shift)}" for n, a in zip(names, case.arrays)]
+        lines += [f"{k} = {v!r}" for k, v in case.params.items()]
+        lines.append(f"g = {_show(g)}")
+        return "\n".join(lines)
+
+    return describe
+
+
+def check_vjp(
+    exercise: str,
+    student_backward: Callable,
+    op: str,
+    *,
+    where: Callable[[Case], bool] | None = None,
+    shifts: tuple | None = None,
+    title: str = "",
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    max_examples: int = DEFAULT_EXAMPLES,
+) -> Verdict:
+    """Check a student's backward of ``op`` against central differences (eq-vjp), in float64.
+
+    For inputs x and a cotangent g drawn from ``OP_SPECS[op]``, the student's gradients must
+    match dL/dx for L = <g, op(x)> computed by :func:`~minidiff.checks.gradients.numeric_vjp`,
+    entry by entry within ``atol + rtol |expected|``, with each input's shape and dtype and on
+    its device. ``where`` narrows the cases. One of ``shifts`` is added to every input the
+    student sees, for ops whose gradient does not change under a shift (softmax, logsumexp):
+    large inputs then test numerical stability while the expected values stay those at the
+    drawn inputs. Both default to the op's entry in ``BACKWARDS``; ``title`` replaces its
+    title in the verdict.
+    """
+    how = BACKWARDS[op]
+    spec = OP_SPECS[op]
+    device = backend.default_device()
+
+    def prop(drawn):
+        case, g, shift = drawn
+        xp = backend.module_for(device)
+        inputs = tuple(xp.asarray(a + shift) for a in case.arrays)
+        out = spec.fn(*[Tensor(x, dtype=numpy.float64) for x in inputs], **case.params).data
+        # Copies, so that a backward that writes into g cannot change the expected values.
+        grads = how.call(student_backward, xp.array(g), inputs, case.params, out)
+        if len(inputs) == 1:
+            grads = (grads,)
+        elif not isinstance(grads, tuple | list) or len(grads) != len(inputs):
+            raise Mismatch(
+                f"the backward should return {len(inputs)} gradient(s), one per input "
+                f"({', '.join(how.inputs)}), as a tuple; it returned {type(grads).__name__}"
+            )
+        expected = numeric_vjp(spec, case, g)
+        for name, x, grad, want in zip(how.inputs, inputs, grads, expected):
+            what = f"the gradient for {name}"
+            if not hasattr(grad, "shape"):
+                raise Mismatch(f"{what} is a {type(grad).__name__}, not an array")
+            if backend.device_of(grad) != device:
+                raise Mismatch(
+                    f"{what} is on the {backend.device_of(grad)} but {name} is on "
+                    f"the {device}: build it with the input's array module"
+                )
+            if grad.shape != x.shape:
+                raise Mismatch(
+                    f"{what} has shape {tuple(grad.shape)}, but {name} has shape {x.shape}: "
+                    "a gradient has its input's shape; when the input was broadcast, sum over "
+                    "the broadcast axes (eq-broadcast-reduce)"
+                )
+            if grad.dtype != numpy.float64:
+                raise Mismatch(
+                    f"{what} has dtype {grad.dtype}; from float64 inputs it must "
+                    "stay float64 (a float32 constant or cast loses precision)"
+                )
+            _compare(what, _host(grad), want, rtol, atol)
+
+    return grade(
+        exercise,
+        title or how.title,
+        how.equation,
+        prop,
+        _vjp_cases(op, where or how.where, shifts or how.shifts),
+        statement=EQUATIONS[how.equation],
+        describe=_describe_vjp(how.inputs),
+        max_examples=max_examples,
+    )
+
+
+# ============================================================================================
+# exercise 1: device-agnostic array code
+# ============================================================================================
+
+_MODULE_NAMES = {"np", "numpy", "cp", "cupy"}
+_LOOP_WORDS = {"for", "while"}
+
+
+def _code_tokens(fn: Callable):
+    """(line, token) for every name in ``fn``'s source, skipping comments and strings."""
+    source = textwrap.dedent(inspect.getsource(fn))
+    first = fn.__code__.co_firstlineno
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NAME:
+            yield first + token.start[0] - 1, token.string
+
+
+def _compiled_names(code) -> set:
+    """Global and attribute names used by ``code`` and the functions nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _compiled_names(const)
+    return names
+
+
+def static_problems(fn: Callable, allow_loops: bool = True) -> str | None:
+    """Why ``fn``'s code is not device-agnostic (or loops when it should not), or None.
+
+    Code that names ``np``/``numpy`` (or ``cp``/``cupy``) works on one device only; the array
+    module must come from the data: ``xp = md.backend.xp_of(x)``.
+    """
+    try:
+        names = list(_code_tokens(fn))
+    except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+        # No source to read (a function typed at a plain Python prompt, a lambda inside a longer
+        # line): fall back on the names the compiled code refers to.
+        names = [(fn.__code__.co_firstlineno, n) for n in _compiled_names(fn.__code__)]
+    modules = [(line, n) for line, n in names if n in _MODULE_NAMES]
+    if modules:
+        used = ", ".join(f"{n} (line {line})" for line, n in modules)
+        return (
+            f"{fn.__name__} names an array module directly: {used}. Use the input's module, "
+            "xp = md.backend.xp_of(x), so the same code runs on NumPy and CuPy."
+        )
+    loops = [(line, n) for line, n in names if n in _LOOP_WORDS]
+    if loops and not allow_loops:
+        used = ", ".join(f"{n} (line {line})" for line, n in loops)
+        return (
+            f"{fn.__name__} loops in Python: {used}. Use broadcasting instead: one array "
+            "expression does the work of the loop, on the device."
+        )
+    return None
+
+
+def _devices() -> list:
+    """The default device first, then the other one when it is usable."""
+    first = backend.default_device()
+    others = [d for d in backend.DEVICES if d != first and (d == "cpu" or backend.gpu_available())]
+    return [first, *others]
+
+
+def _describe_arrays(names: tuple):
+    def describe(case: Case) -> str:
+        lines = [f"{n} = {_show(a.astype(numpy.float32))}" for n, a in zip(names, case.arrays)]
+        lines += [f"{k} = {v!r}" for k, v in case.params.items()]
+        return "\n".join(lines)
+
+    return describe
+
+
+def check_device_agnostic(
+    exercise: str,
+    fn: Callable,
+    reference: Callable,
+    cases: st.SearchStrategy,
+    *,
+    title: str,
+    inputs: tuple,
+    equation: str = "",
+    statement: str = "",
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    allow_loops: bool = True,
+    max_examples: int = DEFAULT_EXAMPLES,
+) -> Verdict:
+    """Check that ``fn`` is right, keeps float32, and stays on its input's device.
+
+    For each drawn case (float64 host arrays named ``inputs``, and keyword ``params``), the
+    arrays are cast to float32 and put on each available device; ``fn(*arrays, **params)`` must
+    return an array (not a scalar) of dtype float32 on that device, matching
+    ``reference(*arrays, **params)`` computed in float64 on the same float32 values. Then its
+    source must not name NumPy or CuPy (nor loop, unless ``allow_loops``).
+    """
+
+    def prop(case: Case):
+        exact = [a.astype(numpy.float32) for a in case.arrays]
+        want = numpy.asarray(reference(*[a.astype(numpy.float64) for a in exact], **case.params))
+        for device in _devices():
+            xp = backend.module_for(device)
+            got = fn(*[xp.array(a) for a in exact], **case.params)
+            if not isinstance(got, xp.ndarray):
+                raise Mismatch(
+                    f"on the {device} it returned a {type(got).__module__}.{type(got).__name__}, "
+                    f"not a {xp.__name__}.ndarray. NumPy gives a scalar where a reduction "
+                    "leaves no axis (and for any arithmetic on such a scalar), CuPy a 0-d array: "
+                    "keep axes with keepdims=True, or return the input when nothing is reduced."
+                )
+            if got.dtype != numpy.float32:
+                raise Mismatch(
+                    f"on the {device}, float32 inputs gave a {got.dtype} result; "
+                    "float32 must stay float32 (a float64 constant or cast upcasts)"
+                )
+            _compare(f"the result on the {device}", _host(got), want, rtol, atol)
+
+    return grade(
+        exercise,
+        title,
+        equation,
+        prop,
+        cases,
+        statement=statement,
+        describe=_describe_arrays(inputs),
+        max_examples=max_examples,
+        static_check=lambda: static_problems(fn, allow_loops),
+    )
+
+
+# --- the tasks of exercise 1: inputs and float64 references ----------------------------------
+
+
+@st.composite
+def _one_axis(draw, low=-3.0, high=3.0, min_side=0, **params):
+    shape = draw(S.shapes(min_dims=1, min_side=min_side))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    return Case((draw(S.arrays(shape, low, high)),), {"axis": axis, **params})
+
+
+def _standardize_reference(x, axis, eps):
+    centered = x - x.mean(axis=axis, keepdims=True)
+    return centered / numpy.sqrt((centered**2).mean(axis=axis, keepdims=True) + eps)
+
+
+def check_standardize(fn: Callable, exercise: str = "1.1") -> Verdict:
+    """``fn(x, axis, eps)`` = (x - mean) / sqrt(var + eps) along ``axis``, device-agnostic."""
+    return check_device_agnostic(
+        exercise,
+        fn,
+        _standardize_reference,
+        _one_axis(min_side=1, eps=1e-5),
+        title="standardize",
+        inputs=("x",),
+        statement="(x - mean(x)) / sqrt(var(x) + eps) along axis, var without Bessel's correction",
+        rtol=1e-3,
+        atol=1e-3,
+    )
+
+
+@st.composite
+def _point_sets(draw):
+    n, m, d = (draw(st.integers(0, 4)) for _ in range(3))
+    return Case((draw(S.arrays((n, d))), draw(S.arrays((m, d)))))
+
+
+def _pairwise_reference(x, y):
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(axis=-1)
+
+
+def check_pairwise_sq_dists(fn: Callable, exercise: str = "1.2") -> Verdict:
+    """``fn(x, y)``[i, j] = sum_k (x[i, k] - y[j, k])^2 by broadcasting, without loops."""
+    return check_device_agnostic(
+        exercise,
+        fn,
+        _pairwise_reference,
+        _point_sets(),
+        title="pairwise squared distances",
+        inputs=("x", "y"),
+        statement="D[i, j] = sum_k (x[i, k] - y[j, k])^2, shape (n, m)",
+        rtol=1e-5,
+        atol=1e-5,
+        allow_loops=False,
+    )
+
+
+@st.composite
+def _softmax_cases(draw):
+    shape = list(draw(S.shapes(min_dims=1)))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    # The softmax axis is never empty: there is no maximum to subtract from nothing.
+    shape[axis] = max(shape[axis], 1)
+    # Large offsets overflow exp unless the maximum is subtracted first.
+    offset = draw(st.sampled_from([0.0, 100.0, -100.0, 1000.0]))
+    return Case((draw(S.arrays(tuple(shape))) + offset,), {"axis": axis})
+
+
+def _softmax_reference(x, axis):
+    return ops.softmax(Tensor(x, dtype=numpy.float64, device="cpu"), axis).data
+
+
+def check_softmax(fn: Callable, exercise: str = "1.3") -> Verdict:
+    """``fn(x, axis)`` = exp(x - m) / sum exp(x - m), m the maximum along ``axis``."""
+    return check_device_agnostic(
+        exercise,
+        fn,
+        _softmax_reference,
+        _softmax_cases(),
+        title="stable softmax",
+        inputs=("x",),
+        equation="eq-logsumexp-stable",
+        statement="softmax(x) = exp(x - m) / sum_j exp(x_j - m), m = max_j x_j, so that no "
+        "exponent is positive and nothing overflows",
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@st.composite
+def _sum_to_cases(draw):
+    (small,), big = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=1, max_dims=S.MAX_DIMS, max_side=S.MAX_SIDE)
+    )
+    return Case((draw(S.arrays(big)),), {"shape": small})
+
+
+def check_sum_to(fn: Callable, exercise: str = "1.4") -> Verdict:
+    """``fn(grad, shape)`` sums ``grad`` over the axes broadcasting added (eq-broadcast-reduce)."""
+    return check_device_agnostic(
+        exercise,
+        fn,
+        ops.sum_to,
+        _sum_to_cases(),
+        title="sum_to",
+        inputs=("grad",),
+        equation="eq-broadcast-reduce",
+        statement=EQUATIONS["eq-broadcast-reduce"],
+        rtol=1e-5,
+        atol=1e-5,
+    )

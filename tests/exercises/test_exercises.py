@@ -1,0 +1,405 @@
+"""The exercise notebooks and the grading behind them.
+
+Both directions prove an exercise is real: the solution notebook passes every check, and the
+student notebook, where each solution is a stub, passes none. The grading itself must fail a
+wrong answer (a forgotten broadcast reduction, a gradient off by 1%, a NumPy call) with the
+shrunk counterexample, and pass a right one.
+"""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import minidiff as md
+from minidiff.checks import exercises as E
+from minidiff.checks import grading
+from minidiff.checks.grading import Mismatch, grade, summary
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted((ROOT / "exercises" / "src").glob("ex*.md"))
+VERDICT = re.compile(r"^(PASSED|FAILED|NOT DONE)\s+exercise (\S+)", re.MULTILINE)
+CHECK_CALL = re.compile(r"^check_\w+\(", re.MULTILINE)
+
+
+def _build_module():
+    path = ROOT / "exercises" / "build.py"
+    spec = importlib.util.spec_from_file_location("exercises_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _build_module()
+
+
+@pytest.fixture(autouse=True)
+def fresh_verdicts():
+    grading.reset()
+    yield
+    grading.reset()
+
+
+# --- (a) the committed student notebooks are what the builder makes --------------------------
+
+
+def test_sources_exist():
+    assert {"ex01_arrays.md", "ex02_backward.md"} <= {p.name for p in SOURCES}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_student_notebook_in_sync(source):
+    student = ROOT / "exercises" / f"{source.stem}.ipynb"
+    assert student.read_text(encoding="utf-8") == build.student_notebook(source), (
+        f"{student.name} is out of date: run `make exercises`"
+    )
+
+
+def test_build_check_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "exercises.build", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_student_notebook_has_no_solutions():
+    for source in SOURCES:
+        text = build.student_notebook(source)
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+        notebook = nbformat.reads(text, as_version=4)
+        assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+        assert all(c.id == f"{source.stem}-{i:02d}" for i, c in enumerate(notebook.cells))
+
+
+def test_stub_keeps_indentation_and_names_the_exercise():
+    source = (
+        "def f(x):\n"
+        "    y = 1\n"
+        "    # BEGIN SOLUTION Exercise 2.3: write the backward of matmul (eq-matmul-vjp)\n"
+        "    return x @ y\n"
+        "    # END SOLUTION\n"
+        "z = 2"
+    )
+    stripped, blocks = build.strip_solutions(source)
+    assert blocks == 1
+    assert stripped == (
+        "def f(x):\n"
+        "    y = 1\n"
+        "    raise NotImplementedError("
+        '"Exercise 2.3: write the backward of matmul (eq-matmul-vjp)")\n'
+        "z = 2"
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "def f():\n    # BEGIN SOLUTION\n    pass\n    # END SOLUTION",
+        "def f():\n    # BEGIN SOLUTION Exercise 1.1: x\n    pass",
+        "def f():\n    pass\n    # END SOLUTION",
+        "# BEGIN SOLUTION Exercise 1.1: x\nx = 1\n# END SOLUTION",
+    ],
+)
+def test_bad_markers_are_rejected(bad):
+    with pytest.raises(build.MarkerError):
+        build.strip_solutions(bad)
+
+
+# --- (b), (c) running the notebooks -------------------------------------------------------------
+
+
+def _execute(notebook, directory: Path):
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(directory)}},
+    )
+    client.execute()
+    errors, text = [], []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                errors.append(f"{output.ename}: {output.evalue}\n{cell.source}")
+            elif output.output_type == "stream" and output.name == "stdout":
+                text.append(output.text)
+            elif "data" in output:
+                text.append(output.data.get("text/plain", ""))
+    return errors, "".join(text)
+
+
+def _check_calls(notebook) -> int:
+    return sum(len(CHECK_CALL.findall(c.source)) for c in notebook.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_solution_notebook_passes_every_check(source):
+    notebook = jupytext.read(source)
+    errors, text = _execute(notebook, source.parent)
+    assert not errors, errors
+    verdicts = VERDICT.findall(text)
+    assert len(verdicts) == _check_calls(notebook) > 0, text
+    assert all(status == "PASSED" for status, _ in verdicts), text
+    assert text.rstrip().endswith("True"), "summary() should report that everything passed"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_student_notebook_passes_no_check(source):
+    path = ROOT / "exercises" / f"{source.stem}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    errors, text = _execute(notebook, path.parent)
+    assert not errors, "a stub must not stop Run All: " + "; ".join(errors)
+    verdicts = VERDICT.findall(text)
+    assert len(verdicts) == _check_calls(notebook) > 0, text
+    assert all(status in ("NOT DONE", "FAILED") for status, _ in verdicts), text
+    assert "Exercise " in text  # the stubs' messages name their exercise
+    assert text.rstrip().endswith("False")
+
+
+def test_static_check_sees_numpy_in_a_notebook_cell():
+    """In a kernel, the source of a function typed into a cell is readable: NumPy is caught."""
+    cell = (
+        "import numpy as np\n"
+        "from minidiff.checks.exercises import check_standardize\n"
+        "def standardize(x, axis=-1, eps=1e-5):\n"
+        "    centered = x - x.mean(axis=axis, keepdims=True)\n"
+        "    return centered / np.sqrt((centered**2).mean(axis=axis, keepdims=True) + eps)\n"
+        "check_standardize(standardize)"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    errors, text = _execute(notebook, ROOT)
+    assert not errors, errors
+    assert text.startswith("FAILED  exercise 1.1") and "np (line 5)" in text, text
+
+
+# --- (d) the grading ------------------------------------------------------------------------
+
+
+def test_grade_shows_the_shrunk_counterexample():
+    def below_ten(n):
+        if n >= 10:
+            raise Mismatch(f"{n} is not below 10")
+
+    verdict = grade(
+        "0.1",
+        "below ten",
+        "eq-none",
+        below_ten,
+        st.integers(0, 10_000),
+        statement="n < 10",
+        describe=lambda n: f"n = {n}",
+        echo=False,
+    )
+    assert not verdict.passed and verdict.status == "FAILED"
+    assert verdict.message.splitlines()[:3] == [
+        "FAILED  exercise 0.1 (below ten, eq-none)",
+        "  the smallest failing case found:",
+        "    n = 10",
+    ]
+    assert "10 is not below 10" in verdict.message
+    assert "it must satisfy (eq-none): n < 10" in verdict.message
+
+
+def test_grade_reports_an_exception_with_its_line():
+    def crash(n):
+        return [1, 2][n]
+
+    verdict = grade("0.2", "index", "", crash, st.integers(0, 5), echo=False)
+    assert verdict.status == "FAILED"
+    assert verdict.message.splitlines()[:3] == [
+        "FAILED  exercise 0.2 (index)",
+        "  the smallest failing case found:",
+        "    2",
+    ]
+    assert "your code raised IndexError" in verdict.message
+    assert "return [1, 2][n]" in verdict.message
+
+
+def test_grade_is_reproducible():
+    def wrong(g, a, b):
+        return g * b, g * a
+
+    first = E.check_vjp("2.1", wrong, op="mul")
+    second = E.check_vjp("2.1", wrong, op="mul")
+    assert first.message == second.message
+
+
+def test_summary(capsys):
+    assert summary() is False
+    grade("a", "passes", "", lambda n: None, st.integers(), echo=False)
+    assert summary() is True
+    grade("b", "fails", "", lambda n: 1 / 0, st.integers(), echo=False)
+    grade("a", "passes", "", lambda n: None, st.integers(), echo=False)
+    assert summary() is False
+    assert [v.name for v in grading.VERDICTS] == ["a", "b"]
+    table = capsys.readouterr().out
+    assert "1 of 2 checks passed." in table
+
+
+def _reference_sum_to(grad, shape):
+    return md.sum_to(grad, shape)
+
+
+def mul_correct(g, a, b):
+    return _reference_sum_to(g * b, a.shape), _reference_sum_to(g * a, b.shape)
+
+
+def mul_no_reduction(g, a, b):
+    return g * b, g * a
+
+
+def mul_one_percent_off(g, a, b):
+    return _reference_sum_to(g * b, a.shape), _reference_sum_to(1.01 * g * a, b.shape)
+
+
+def mul_stub(g, a, b):
+    raise NotImplementedError("Exercise 2.1: write the backward of mul (eq-vjp)")
+
+
+def test_check_vjp_passes_a_correct_backward():
+    verdict = E.check_vjp("2.1", mul_correct, op="mul", max_examples=30)
+    assert verdict.passed and verdict.message.startswith("PASSED  exercise 2.1 (")
+    assert verdict.message.endswith("random cases") and "eq-broadcast-reduce" in verdict.message
+
+
+def test_check_vjp_fails_a_forgotten_reduction():
+    verdict = E.check_vjp("2.1", mul_no_reduction, op="mul")
+    assert verdict.status == "FAILED"
+    assert "the smallest failing case found" in verdict.message
+    assert "but a has shape" in verdict.message or "but b has shape" in verdict.message
+    assert "eq-broadcast-reduce" in verdict.message
+    # Shrunk: the inputs shown are tiny.
+    shapes = re.findall(r"shape (\([0-9, ]*\))", verdict.message)
+    assert shapes and all(np.prod(eval(s)) <= 2 for s in shapes[:3]), verdict.message
+
+
+def test_check_vjp_fails_a_gradient_one_percent_off():
+    verdict = E.check_vjp("2.1", mul_one_percent_off, op="mul")
+    assert verdict.status == "FAILED"
+    assert "the gradient for b is wrong" in verdict.message
+    assert "expected:" in verdict.message and "got:" in verdict.message
+
+
+def test_check_vjp_not_done():
+    verdict = E.check_vjp("2.1", mul_stub, op="mul")
+    assert verdict.status == "NOT DONE" and not verdict.passed
+    assert verdict.message.startswith("NOT DONE exercise 2.1 (")
+    assert "Exercise 2.1: write the backward of mul" in verdict.message
+
+
+def test_check_vjp_fails_a_float32_gradient():
+    def matmul_float32(g, a, b):
+        return (
+            (g @ b.swapaxes(-1, -2)).astype("float32"),
+            _reference_sum_to(a.swapaxes(-1, -2) @ g, b.shape),
+        )
+
+    verdict = E.check_vjp("2.3", matmul_float32, op="matmul")
+    assert verdict.status == "FAILED" and "float64" in verdict.message
+
+
+def test_check_vjp_fails_an_unstable_logsumexp():
+    def naive(g, x, axis, keepdims):
+        xp = md.backend.xp_of(x)
+        total = xp.exp(x).sum(axis=axis, keepdims=True)
+        return g.reshape(total.shape) * xp.exp(x) / total
+
+    verdict = E.check_vjp("2.6", naive, op="logsumexp")
+    assert verdict.status == "FAILED"
+    assert "1000." in verdict.message and "nan instead of" in verdict.message
+    if md.default_device() == "cpu":  # CuPy does not warn on overflow
+        assert "RuntimeWarning: overflow encountered in exp" in verdict.message
+
+
+def test_check_vjp_fails_a_wrong_softmax_backward():
+    def diagonal_only(g, s, axis):
+        return g * s * (1 - s)
+
+    verdict = E.check_vjp("2.5", diagonal_only, op="softmax")
+    assert verdict.status == "FAILED" and "eq-softmax-vjp" in verdict.message
+
+
+def standardize_float64(x, axis=-1, eps=1e-5):
+    xp = md.backend.xp_of(x)
+    x = x.astype(xp.float64)
+    centered = x - x.mean(axis=axis, keepdims=True)
+    return centered / xp.sqrt((centered * centered).mean(axis=axis, keepdims=True) + eps)
+
+
+def standardize_numpy(x, axis=-1, eps=1e-5):
+    centered = x - x.mean(axis=axis, keepdims=True)
+    return centered / np.sqrt((centered * centered).mean(axis=axis, keepdims=True) + eps)
+
+
+def test_device_agnostic_fails_a_float64_upcast():
+    verdict = E.check_standardize(standardize_float64)
+    assert verdict.status == "FAILED" and "float32 must stay float32" in verdict.message
+
+
+def test_device_agnostic_fails_a_numpy_call():
+    verdict = E.check_standardize(standardize_numpy)
+    assert verdict.status == "FAILED" and "names an array module directly: np" in verdict.message
+
+
+def test_device_agnostic_fails_a_loop():
+    def pairwise_loop(x, y):
+        xp = md.backend.xp_of(x)
+        rows = [((x[i] - y) ** 2).sum(axis=-1) for i in range(x.shape[0])]
+        return xp.stack(rows) if rows else xp.zeros((0, len(y)), dtype=x.dtype)
+
+    verdict = E.check_pairwise_sq_dists(pairwise_loop)
+    assert verdict.status == "FAILED" and "loops in Python: for" in verdict.message
+
+
+def test_device_agnostic_fails_a_scalar_result():
+    def sum_to_scalar(grad, shape):
+        lead = grad.ndim - len(shape)
+        stretched = tuple(
+            lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+        )
+        return grad.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
+
+    verdict = E.check_sum_to(sum_to_scalar)
+    assert verdict.status == "FAILED" and "not a numpy.ndarray" in verdict.message
+    assert "shape (), float32" in verdict.message
+
+
+def test_device_agnostic_fails_an_unstable_softmax():
+    def softmax_naive(x, axis=-1):
+        e = md.backend.xp_of(x).exp(x)
+        return e / e.sum(axis=axis, keepdims=True)
+
+    verdict = E.check_softmax(softmax_naive)
+    assert verdict.status == "FAILED" and "nan instead of" in verdict.message
+    if md.default_device() == "cpu":
+        assert "RuntimeWarning: overflow encountered in exp" in verdict.message
+
+
+def test_device_agnostic_passes_a_correct_function():
+    def softmax(x, axis=-1):
+        xp = md.backend.xp_of(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    assert E.check_softmax(softmax).passed
+
+
+def test_static_check_without_source():
+    """A function with no readable source is judged by the names its compiled code uses."""
+    namespace = {}
+    exec("import numpy as np\ndef f(x):\n    return [np.sum(v) for v in x]", namespace)
+    assert "names an array module directly: np" in E.static_problems(namespace["f"])
+    exec("def g(x):\n    return x.sum()", namespace)
+    assert E.static_problems(namespace["g"]) is None
