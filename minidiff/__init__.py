@@ -8,7 +8,7 @@
 array([2., 4.], dtype=float32)
 """
 
-from . import backend
+from . import backend, nn, optim
 from .autograd import Tensor, gradcheck, is_grad_enabled, no_grad
 from .autograd.ops import (
     abs,
@@ -54,5 +54,6 @@ from .autograd.ops import (
 from .backend import default_device, device_of, manual_seed, to_device, xp_of
 from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
+from .io import CheckpointError, load, save
 
 __version__ = "0.1.0"

@@ -164,3 +164,17 @@ def generator(device: str | None = None):
         xp = module_for(device)
         _generators[device] = xp.random.default_rng(0)
     return _generators[device]
+
+
+def get_rng_state() -> dict:
+    """The CPU generator's state (plain numbers), for checkpoints.
+
+    CuPy's generators expose no state to save, so a resumed run on a GPU continues with fresh
+    random streams; on the CPU it continues exactly where it stopped.
+    """
+    return {"cpu": generator("cpu").bit_generator.state}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    generator("cpu").bit_generator.state = state["cpu"]

@@ -11,13 +11,19 @@ from .autograd.tensor import Tensor
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = None) -> Tensor:
-    """A tensor from an array, a scalar or nested lists (float data becomes float32).
+    """A new tensor holding a copy of ``data`` (array, scalar or nested lists); float data
+    becomes float32 unless ``dtype`` says otherwise.
 
     >>> import minidiff as md
     >>> md.tensor([[1, 2], [3, 4]], dtype="float32").shape
     (2, 2)
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    out = Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    if isinstance(data, Tensor):
+        data = data.data
+    if out.data is data or getattr(out.data, "base", None) is not None:
+        out.data = out.data.copy()  # like torch.tensor: never share memory with the input
+    return out
 
 
 def _filled(fill, shape, dtype, device, requires_grad) -> Tensor:

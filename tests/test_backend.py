@@ -131,3 +131,10 @@ def test_erf_matches_math():
     x = np.linspace(-4, 4, 33)
     np.testing.assert_allclose(backend.erf(x), [math.erf(v) for v in x], rtol=0, atol=1e-15)
     assert backend.erf(np.float32(0.5) * np.ones(2, np.float32)).dtype == np.float32
+
+
+def test_tensor_copies_its_input_parameter_owns_its_array(xp):
+    source = xp.zeros(3, dtype=np.float32)
+    t, p = md.tensor(source), md.nn.Parameter(source)
+    source[0] = 1.0
+    assert t.numpy()[0] == 0.0 and p.numpy()[0] == 0.0

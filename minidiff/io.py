@@ -1,0 +1,116 @@
+"""Checkpoints: ``md.save(path, model=..., optimizer=..., step=...)`` and ``md.load(path)``.
+
+Everything goes into one ``.npz`` file without pickle: arrays are stored as arrays (moved to the
+host, so a checkpoint written on a GPU loads on a CPU), and everything else (numbers, strings,
+lists, nested dicts) as one JSON document that refers to the arrays by key. The file is written
+to a temporary name in the same folder and renamed into place, so an interrupted save never
+leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy
+
+from . import backend
+
+FORMAT = "minidiff-checkpoint/1"
+_META = "__minidiff__"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable minidiff checkpoint (truncated, foreign, corrupted)."""
+
+
+def _state_of(value):
+    """What to save for ``value``: its ``state_dict()`` if it has one, else the value itself."""
+    return value.state_dict() if hasattr(value, "state_dict") else value
+
+
+def _flatten(value, arrays: dict, path: str):
+    """JSON-able skeleton of ``value``; its arrays go into ``arrays`` under their path."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        arrays[path] = backend.to_numpy(value)
+        return {"__array__": path}
+    if isinstance(value, numpy.generic):
+        return value.item()
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"save: {path or 'value'} has non-string keys {list(value)[:5]}")
+        return {"__dict__": {k: _flatten(v, arrays, f"{path}/{k}") for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return [_flatten(v, arrays, f"{path}/{i}") for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(
+        f"save: cannot store {path or 'value'} of type {type(value).__name__}; "
+        "give arrays, numbers, strings, lists, dicts or objects with state_dict()"
+    )
+
+
+def _unflatten(skeleton, arrays):
+    if isinstance(skeleton, dict) and "__array__" in skeleton:
+        return arrays[skeleton["__array__"]]
+    if isinstance(skeleton, dict):
+        return {k: _unflatten(v, arrays) for k, v in skeleton["__dict__"].items()}
+    if isinstance(skeleton, list):
+        return [_unflatten(v, arrays) for v in skeleton]
+    return skeleton
+
+
+def save(path, **objects) -> Path:
+    """Write ``objects`` (modules, optimizers, EMA, schedules: their ``state_dict()``; arrays,
+    numbers, strings, dicts) to ``path`` atomically. ``rng=True`` stores the generators' state.
+    """
+    path = Path(path)
+    if objects.pop("rng", False):
+        objects["rng"] = backend.get_rng_state()
+    arrays: dict = {}
+    skeleton = {name: _flatten(_state_of(value), arrays, name) for name, value in objects.items()}
+    meta = json.dumps({"format": FORMAT, "objects": skeleton})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            numpy.savez(file, **{_META: numpy.array(meta)}, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path) -> dict:
+    """Read a checkpoint written by :func:`save`: a dict of the saved objects, arrays as NumPy
+    arrays on the host (``load_state_dict`` moves them to each parameter's device).
+
+    A checkpoint saved with ``rng=True`` has an ``"rng"`` entry: pass it to
+    ``md.backend.set_rng_state`` to continue the same random streams.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with numpy.load(path, allow_pickle=False) as data:
+            if _META not in data.files:
+                raise CheckpointError(
+                    f"{path} is an .npz file but not a minidiff checkpoint (no {_META} entry)"
+                )
+            meta = json.loads(str(data[_META]))
+            arrays = {key: data[key] for key in data.files if key != _META}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"{path} is not a readable minidiff checkpoint (truncated or not an .npz file): {error}"
+        ) from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    return {name: _unflatten(value, arrays) for name, value in meta["objects"].items()}

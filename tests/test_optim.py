@@ -1,0 +1,198 @@
+"""Optimizers, clipping, EMA and schedules against their closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minidiff as md
+from minidiff import optim
+from minidiff.checks import strategies as S
+
+
+def _param(values):
+    return md.nn.Parameter(np.asarray(values, dtype=np.float64), dtype=np.float64)
+
+
+def host(a):
+    return md.backend.to_numpy(a.data if isinstance(a, md.Tensor) else a)
+
+
+@given(data=st.data())
+def test_adam_step_matches_closed_form(data):
+    """(eq-adam): after t steps, p = p0 - sum lr m_hat / (sqrt(v_hat) + eps), m and v the
+    exponential averages of g and g^2, bias-corrected by 1 - beta^t."""
+    shape = data.draw(S.shapes(min_dims=1, min_side=1))
+    p0 = data.draw(S.arrays(shape))
+    grads = [data.draw(S.arrays(shape)) for _ in range(data.draw(st.integers(1, 4)))]
+    lr = data.draw(st.sampled_from([1e-3, 1e-2, 0.1]))
+    beta1, beta2, eps = 0.9, 0.99, 1e-8
+    p = _param(p0)
+    opt = optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
+    expected, m, v = p0.copy(), np.zeros(shape), np.zeros(shape)
+    for t, g in enumerate(grads, start=1):
+        p.grad = md.tensor(g, dtype=np.float64).data
+        opt.step()
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        expected -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+    np.testing.assert_allclose(host(p), expected, rtol=1e-10, atol=1e-12)
+
+
+@given(data=st.data())
+def test_adamw_decay_is_decoupled(data):
+    """(eq-adamw): AdamW = p (1 - lr lambda) followed by the plain Adam step; Adam with
+    weight_decay instead feeds lambda p into g, so m and v rescale it. They differ exactly so."""
+    shape = data.draw(S.shapes(min_dims=1, min_side=1))
+    p0 = data.draw(S.arrays(shape, 0.5, 2.0))
+    g = data.draw(S.arrays(shape))
+    lr, decay = 0.1, 0.5
+    a, b, c = _param(p0), _param(p0), _param(p0)
+    for param in (a, b, c):
+        param.grad = md.tensor(g, dtype=np.float64).data
+    optim.AdamW([a], lr=lr, weight_decay=decay).step()
+    optim.Adam([b], lr=lr).step()
+    optim.Adam([c], lr=lr, weight_decay=decay).step()
+    # one step: m_hat = g, v_hat = g^2, so the Adam update is lr g / (|g| + eps)
+    adam_update = lr * g / (np.abs(g) + 1e-8)
+    np.testing.assert_allclose(host(a), p0 * (1 - lr * decay) - adam_update, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(host(b), p0 - adam_update, rtol=1e-9, atol=1e-12)
+    g_l2 = g + decay * p0
+    np.testing.assert_allclose(
+        host(c), p0 - lr * g_l2 / (np.abs(g_l2) + 1e-8), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_sgd_momentum_matches_recursion():
+    """(eq-sgd-momentum): b_t = mu b_{t-1} + g_t (b_1 = g_1); p <- p - lr b_t, or with Nesterov
+    p <- p - lr (g_t + mu b_t)."""
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((5, 3))
+    for nesterov in (False, True):
+        p = _param(np.zeros(3))
+        opt = optim.SGD([p], lr=0.1, momentum=0.9, nesterov=nesterov)
+        buffer, expected = np.zeros(3), np.zeros(3)
+        for t, g in enumerate(grads):
+            p.grad = md.tensor(g, dtype=np.float64).data
+            opt.step()
+            buffer = g.copy() if t == 0 else 0.9 * buffer + g
+            expected -= 0.1 * (g + 0.9 * buffer if nesterov else buffer)
+        np.testing.assert_allclose(host(p), expected, rtol=1e-12)
+
+
+def test_sgd_converges_on_a_random_convex_quadratic():
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((6, 6))
+    hessian = q @ q.T + 0.5 * np.eye(6)
+    target = rng.standard_normal(6)
+    a_t = md.tensor(hessian, dtype=np.float64)
+    for momentum in (0.0, 0.9):
+        x = _param(np.zeros(6))
+        opt = optim.SGD([x], lr=0.5 / np.linalg.eigvalsh(hessian).max(), momentum=momentum)
+        for _ in range(3000):
+            d = x - md.tensor(target, dtype=np.float64)
+            loss = 0.5 * (d * (a_t @ d)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        np.testing.assert_allclose(host(x), target, atol=1e-6)
+
+
+def test_ema_is_geometric_sum():
+    """(eq-ema): after k updates, shadow = d^k p_0 + (1 - d) sum_j d^(k-j) p_j."""
+    model = md.nn.Linear(2, 2)
+    decay = 0.8
+    ema = optim.EMA(model, decay)
+    history = [model.weight.numpy().astype(np.float64)]
+    rng = np.random.default_rng(2)
+    for _ in range(6):
+        model.weight.data[...] = rng.standard_normal((2, 2)).astype(np.float32)
+        history.append(model.weight.numpy().astype(np.float64))
+        ema.update(model)
+    k = len(history) - 1
+    expected = decay**k * history[0] + (1 - decay) * sum(
+        decay ** (k - j) * history[j] for j in range(1, k + 1)
+    )
+    np.testing.assert_allclose(host(ema.shadow["weight"]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_swap_restores_the_trained_weights():
+    model = md.nn.Linear(2, 2)
+    ema = optim.EMA(model, 0.5)
+    trained = model.weight.numpy().copy()
+    ema.shadow["weight"][...] = 7.0
+    with ema.swapped(model):
+        assert (model.weight.numpy() == 7.0).all()
+    np.testing.assert_array_equal(model.weight.numpy(), trained)
+
+
+def test_warmup_cosine_schedule():
+    """(eq-warmup-cosine): linear warmup to 1, then half a cosine down to min_ratio."""
+    w, total = 10, 110
+    assert optim.warmup_cosine(0, w, total) == pytest.approx(0.1)
+    assert optim.warmup_cosine(9, w, total) == pytest.approx(1.0)
+    assert optim.warmup_cosine(10, w, total) == pytest.approx(1.0)
+    assert optim.warmup_cosine(60, w, total) == pytest.approx(0.5)
+    assert optim.warmup_cosine(110, w, total, min_ratio=0.1) == pytest.approx(0.1)
+    assert optim.warmup_cosine(500, w, total) == pytest.approx(0.0)
+    for s in range(w, total):
+        assert optim.warmup_cosine(s + 1, w, total) <= optim.warmup_cosine(s, w, total)
+    p = _param([1.0])
+    opt = optim.SGD([p], lr=2.0)
+    schedule = optim.LRSchedule.warmup_cosine(opt, w, total)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.2)
+    for _ in range(60):
+        schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.0 * 0.5)
+
+
+def test_clip_grad_norm_scales_to_the_limit():
+    a, b = _param([3.0, 0.0]), _param([0.0, 4.0])
+    a.grad, b.grad = a.data.copy(), b.data.copy()
+    norm = optim.clip_grad_norm([a, b], 1.0)
+    assert float(norm) == pytest.approx(5.0)
+    total = math.sqrt(float((a.grad**2).sum() + (b.grad**2).sum()))
+    assert total == pytest.approx(1.0, rel=1e-5)
+    optim.clip_grad_norm([a, b], 10.0)
+    assert math.sqrt(float((a.grad**2).sum() + (b.grad**2).sum())) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_parameter_groups_and_unknown_options():
+    a, b = _param([1.0]), _param([1.0])
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    a.grad = b.grad = np.ones(1)
+    opt.step()
+    assert host(a)[0] == pytest.approx(0.9) and host(b)[0] == pytest.approx(0.5)
+    with pytest.raises(TypeError, match="unknown option"):
+        optim.Adam([a], learning_rate=0.1)
+
+
+def test_optimizer_state_dict_round_trip():
+    p, q = _param([1.0, 2.0]), _param([1.0, 2.0])
+    first = optim.AdamW([p], lr=0.1)
+    for _ in range(3):
+        p.grad = np.array([0.3, -0.2])
+        first.step()
+    second = optim.AdamW([q], lr=0.7)
+    second.load_state_dict(first.state_dict())
+    q.data[...] = p.data
+    for opt, param in ((first, p), (second, q)):
+        param.grad = np.array([0.1, 0.1])
+        opt.step()
+    np.testing.assert_array_equal(host(p), host(q))
+
+
+def test_optimizers_keep_float32():
+    model = md.nn.Linear(3, 3)
+    for opt in (optim.SGD(model.parameters(), momentum=0.9), optim.AdamW(model.parameters())):
+        model(md.randn(2, 3)).sum().backward()
+        opt.step()
+        assert all(p.dtype == np.float32 for p in model.parameters())
+        assert all(
+            a.dtype == np.float32
+            for s in opt.state.values()
+            for a in s.values()
+            if hasattr(a, "dtype")
+        )
