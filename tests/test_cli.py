@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import minidiff as md
 from minidiff import cli
 
 
@@ -14,6 +15,8 @@ def test_demo_trains_and_writes_its_outputs(tmp_path, capsys):
     assert metrics["steps"] == 300
     assert metrics["final_loss"] < 0.6  # chance level is log 2 = 0.69
     assert "not part of the library yet" in capsys.readouterr().out
+    state = md.load(tmp_path / "spirals.npz")
+    assert state["step"] == 300 and set(state) >= {"model", "optimizer", "ema", "rng"}
 
 
 def test_unknown_command_is_an_error(capsys):
