@@ -4,7 +4,7 @@ import operator
 
 from . import ops
 from .gradcheck import gradcheck
-from .tensor import Node, Tensor, is_grad_enabled, no_grad
+from .tensor import Node, Tensor, is_grad_enabled, no_grad, topological_order
 
 
 def _compare(a, b, op: str, compare) -> Tensor:
@@ -48,4 +48,12 @@ def _bind_methods() -> None:
 
 _bind_methods()
 
-__all__ = ["Node", "Tensor", "gradcheck", "is_grad_enabled", "no_grad", "ops"]
+__all__ = [
+    "Node",
+    "Tensor",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "ops",
+    "topological_order",
+]

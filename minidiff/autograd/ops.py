@@ -463,19 +463,23 @@ def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     """log sum_i e^{x_i}, computed as m + log sum_i e^{x_i - m} with m = max x (no overflow).
 
-    Implements (eq-logsumexp-stable).  d/dx_i = e^{x_i - out} = softmax(x)_i.
+    Implements (eq-logsumexp-stable).  d/dx_i = e^{x_i - m} / sum_j e^{x_j - m} = softmax(x)_i.
     """
     x = _floating(x)
     axes = _axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     shift = _stable_shift(x.data, axes)
-    kept = xp.log(xp.exp(x.data - shift).sum(axis=axes, keepdims=True)) + shift
+    exps = xp.exp(x.data - shift)
+    total = exps.sum(axis=axes, keepdims=True)
+    kept = xp.log(total) + shift
     out = (
         kept if keepdims else kept.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
     )
 
     def backward(g):
-        return (_unreduce(g, x.shape, axes) * xp.exp(x.data - kept),)
+        # softmax from the saved exponentials, not from exp(x - out): the rounded output would
+        # cost the gradient |out| * eps of relative precision
+        return (_unreduce(g, x.shape, axes) * (exps / total),)
 
     return Tensor._from_op(out, (x,), backward, "logsumexp")
 

@@ -148,6 +148,9 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self._node is None)
+    grad_fn = property(
+        lambda self: self._node, doc="The Node that made this tensor (None for a leaf)."
+    )
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -215,7 +218,7 @@ class Tensor:
                 raise GraphError(f"grad of shape {grad.shape} for a tensor of shape {self.shape}")
 
         grads = {id(self): grad}
-        for tensor in reversed(_topological_order(self)):
+        for tensor in reversed(topological_order(self)):
             g = grads.pop(id(tensor), None)
             if g is None:
                 continue
@@ -240,7 +243,7 @@ class Tensor:
                 node.release()
 
 
-def _topological_order(root: Tensor) -> list:
+def topological_order(root: Tensor) -> list:
     """Tensors reachable from ``root`` that need gradients, each after all of its parents.
 
     Iterative depth-first search, so a chain of any length works (no recursion limit).

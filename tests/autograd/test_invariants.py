@@ -88,3 +88,10 @@ def test_logsumexp_gradient_is_softmax(x):
 def test_softmax_of_minus_infinity_masks():
     s = host(md.softmax(md.tensor([0.0, -np.inf, 0.0]), axis=-1))
     np.testing.assert_array_equal(s, [0.5, 0.0, 0.5])
+
+
+def test_logsumexp_gradient_keeps_float32_precision_far_from_zero():
+    x = md.tensor(np.array([1000.0, 1000.0, 990.0], dtype=np.float32), requires_grad=True)
+    x.logsumexp().backward()
+    e = np.exp(np.array([0.0, 0.0, -10.0]))
+    np.testing.assert_allclose(md.backend.to_numpy(x.grad), e / e.sum(), rtol=4e-7)
