@@ -33,7 +33,7 @@ def _fill(t: Tensor, draw) -> Tensor:
 
 
 def uniform_(t: Tensor, low: float, high: float) -> Tensor:
-    return _fill(t, lambda rng, shape: rng.uniform(low, high, shape))
+    return _fill(t, lambda rng, shape: low + (high - low) * rng.random(shape))
 
 
 def normal_(t: Tensor, std: float = 1.0) -> Tensor:
