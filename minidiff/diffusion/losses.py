@@ -1,0 +1,82 @@
+"""Training losses: the simple MSE on eps, x0 or v targets, min-SNR-gamma weighting, uniform
+timestep sampling, and the flow-matching loss."""
+
+from __future__ import annotations
+
+import numpy
+
+from .. import backend
+from ..autograd.tensor import Tensor
+from .process import q_sample, v_from
+from .samplers import flow_interpolate
+from .schedules import NoiseSchedule
+
+
+def sample_timesteps(batch: int, num_timesteps: int, device=None, generator=None):
+    """t ~ Uniform{0, ..., T-1}, one per example, as an int64 array on ``device``."""
+    device = backend.check_device(device or backend.default_device())
+    rng = generator or backend.generator(device)
+    return rng.integers(0, num_timesteps, size=batch, dtype=numpy.int64)
+
+
+def min_snr_weight(schedule: NoiseSchedule, t, like, target: str = "eps", gamma: float = 5.0):
+    """Min-SNR-gamma loss weights (eq-min-snr), as a per-example array shaped for ``like``:
+    min(SNR, gamma) / SNR for eps, min(SNR, gamma) / (SNR + 1) for v, min(SNR, gamma) for x0.
+    They cap the weight of the low-noise steps, whose x0-equivalent weight SNR explodes."""
+    snr = schedule.at("snr", t, like)
+    xp = backend.xp_of(snr)
+    capped = xp.minimum(snr, gamma)
+    if target == "eps":
+        return xp.where(snr > 0, capped / xp.where(snr > 0, snr, 1.0), 1.0)
+    if target == "v":
+        return capped / (snr + 1.0)
+    if target == "x0":
+        return capped
+    raise ValueError(f"target must be 'eps', 'x0' or 'v', got {target!r}")
+
+
+def diffusion_loss(
+    model,
+    schedule: NoiseSchedule,
+    x0,
+    target: str = "eps",
+    t=None,
+    noise=None,
+    min_snr_gamma: float | None = None,
+    generator=None,
+) -> Tensor:
+    """The simple loss (eq-simple-loss): E_{t, eps} || target - model(x_t, t) ||^2 with
+    x_t = q_sample(x0, t, eps), averaged over entries, optionally min-SNR weighted per example."""
+    data = x0.data if isinstance(x0, Tensor) else x0
+    device = backend.device_of(data)
+    rng = generator or backend.generator(device)
+    if t is None:
+        t = sample_timesteps(data.shape[0], len(schedule), device, rng)
+    if noise is None:
+        noise = rng.standard_normal(data.shape, dtype=data.dtype)
+    x_t = q_sample(schedule, data, t, noise)
+    wanted = {
+        "eps": lambda: noise,
+        "x0": lambda: data,
+        "v": lambda: v_from(schedule, data, t, noise),
+    }
+    if target not in wanted:
+        raise ValueError(f"target must be 'eps', 'x0' or 'v', got {target!r}")
+    error = model(Tensor(x_t), t) - wanted[target]()
+    squared = error * error
+    if min_snr_gamma is not None:
+        squared = squared * min_snr_weight(schedule, t, data, target, min_snr_gamma)
+    return squared.mean()
+
+
+def flow_matching_loss(model, x0, t=None, noise=None, generator=None) -> Tensor:
+    """(eq-flow-loss): E_{t ~ U[0,1], z} || (z - x0) - model(x_t, t) ||^2, x_t = (1 - t) x0 + t z."""
+    data = x0.data if isinstance(x0, Tensor) else x0
+    rng = generator or backend.generator(backend.device_of(data))
+    if t is None:
+        t = rng.random(data.shape[0], dtype=data.dtype)
+    if noise is None:
+        noise = rng.standard_normal(data.shape, dtype=data.dtype)
+    x_t, velocity = flow_interpolate(data, noise, t)
+    error = model(Tensor(x_t), t) - velocity
+    return (error * error).mean()

@@ -1,0 +1,72 @@
+"""Losses: targets, min-SNR weights, timestep sampling, and the oracle's loss floor."""
+
+import numpy as np
+import pytest
+
+import minidiff as md
+from minidiff.diffusion import losses, process, schedules
+
+
+def test_min_snr_weights():
+    """(eq-min-snr): min(SNR, g)/SNR for eps, min(SNR, g)/(SNR + 1) for v, min(SNR, g) for x0."""
+    schedule = schedules.cosine(1000)
+    t = np.array([0, 100, 500, 900, 999])
+    like = np.zeros((5, 2))
+    snr = schedule.snr[t]
+    for target, expected in [
+        ("eps", np.minimum(snr, 5) / snr),
+        ("v", np.minimum(snr, 5) / (snr + 1)),
+        ("x0", np.minimum(snr, 5)),
+    ]:
+        np.testing.assert_allclose(
+            losses.min_snr_weight(schedule, t, like, target, 5.0)[:, 0], expected, rtol=1e-12
+        )
+    zero = schedules.rescale_zero_terminal_snr(schedule)
+    assert np.isfinite(losses.min_snr_weight(zero, np.array([999]), like[:1], "eps")).all()
+
+
+@pytest.mark.parametrize("target", ["eps", "x0", "v"])
+def test_perfect_model_has_zero_loss(target):
+    """With the true target as the prediction, the simple loss (eq-simple-loss) is zero."""
+    schedule = schedules.linear(100)
+    rng = np.random.default_rng(0)
+    x0, noise = rng.standard_normal((8, 3)), rng.standard_normal((8, 3))
+    t = rng.integers(0, 100, 8)
+    truth = {"eps": noise, "x0": x0, "v": process.v_from(schedule, x0, t, noise)}[target]
+    loss = losses.diffusion_loss(
+        lambda x, tt: md.tensor(truth, dtype=np.float64),
+        schedule,
+        x0,
+        target=target,
+        t=t,
+        noise=noise,
+        min_snr_gamma=5.0,
+    )
+    assert loss.item() == pytest.approx(0.0, abs=1e-20)
+
+
+def test_loss_gradient_reaches_the_model():
+    schedule = schedules.linear(100)
+    layer = md.nn.Linear(2, 2)
+    md.manual_seed(0)
+    loss = losses.diffusion_loss(lambda x, t: layer(x), schedule, md.randn(16, 2).data)
+    loss.backward()
+    assert layer.weight.grad is not None and loss.dtype == np.float32
+
+
+def test_timesteps_are_uniform():
+    md.manual_seed(0)
+    t = losses.sample_timesteps(100_000, 10, device="cpu")
+    counts = np.bincount(t, minlength=10)
+    assert t.min() == 0 and t.max() == 9
+    assert np.abs(counts / 1e4 - 1).max() < 0.05
+
+
+def test_flow_matching_loss_zero_for_the_true_velocity():
+    """(eq-flow-loss): the regression target on the straight path is noise - x0."""
+    rng = np.random.default_rng(1)
+    x0, noise, t = rng.standard_normal((6, 2)), rng.standard_normal((6, 2)), rng.random(6)
+    loss = losses.flow_matching_loss(
+        lambda x, tt: md.tensor(noise - x0, dtype=np.float64), x0, t=t, noise=noise
+    )
+    assert loss.item() == pytest.approx(0.0, abs=1e-20)

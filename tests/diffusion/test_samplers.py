@@ -1,0 +1,160 @@
+"""Samplers, verified without training: driven by the exact denoiser of Gaussian-mixture data
+they must reproduce the data (two-sample Kolmogorov-Smirnov test), and DDIM's algebra holds."""
+
+import numpy as np
+import pytest
+
+import minidiff as md
+from minidiff.diffusion import process, samplers, schedules
+from minidiff.diffusion.oracles import GaussianMixture
+
+MIXTURE = GaussianMixture(weights=[0.3, 0.7], means=[[-2.0], [1.5]], stds=[0.3, 0.5])
+N = 2000
+
+
+def ks_statistic(a, b) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between empirical CDFs."""
+    a, b = np.sort(np.ravel(a)), np.sort(np.ravel(b))
+    grid = np.concatenate([a, b])
+    return float(
+        np.abs(
+            np.searchsorted(a, grid, "right") / a.size - np.searchsorted(b, grid, "right") / b.size
+        ).max()
+    )
+
+
+# Critical value at level 0.001 for two samples of N: c(alpha) sqrt(2 / N), c = 1.949.
+KS_CRITICAL = 1.949 * np.sqrt(2 / N)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return MIXTURE.sample(N, np.random.default_rng(1))
+
+
+def test_two_sample_test_has_power(data):
+    """The test itself: a second draw of the data passes, a single Gaussian with the same mean
+    and variance does not."""
+    rng = np.random.default_rng(2)
+    assert ks_statistic(data, MIXTURE.sample(N, rng)) < KS_CRITICAL
+    assert ks_statistic(data, data.mean() + data.std() * rng.standard_normal(N)) > KS_CRITICAL
+
+
+@pytest.mark.parametrize("variance", ["small", "large"])
+def test_ddpm_with_oracle_reproduces_the_mixture(data, variance):
+    schedule = schedules.linear(1000)
+    md.manual_seed(3)
+    x = samplers.ddpm_sample(
+        MIXTURE.eps_model(schedule),
+        schedule,
+        (N, 1),
+        variance=variance,
+        dtype=np.float64,
+        device="cpu",
+        progress=False,
+    )
+    assert ks_statistic(x, data) < KS_CRITICAL
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_with_oracle_reproduces_the_mixture(data, eta):
+    schedule = schedules.cosine(1000)
+    md.manual_seed(4)
+    x = samplers.ddim_sample(
+        MIXTURE.eps_model(schedule),
+        schedule,
+        (N, 1),
+        steps=50,
+        eta=eta,
+        dtype=np.float64,
+        device="cpu",
+        progress=False,
+    )
+    assert ks_statistic(x, data) < KS_CRITICAL
+
+
+def test_flow_euler_with_oracle_reproduces_the_mixture(data):
+    md.manual_seed(5)
+    x = samplers.flow_euler_sample(
+        MIXTURE.velocity_model(), (N, 1), steps=100, dtype=np.float64, device="cpu", progress=False
+    )
+    assert ks_statistic(x, data) < KS_CRITICAL
+
+
+def test_oracle_is_the_posterior_mean_of_the_noise():
+    """(eq-mixture-oracle) against a Monte Carlo estimate of E[eps | x_t] near one x_t."""
+    schedule = schedules.linear(1000)
+    rng = np.random.default_rng(6)
+    t = 400
+    x0 = MIXTURE.sample(2_000_000, rng)
+    eps = rng.standard_normal(x0.shape)
+    x_t = schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * eps
+    near = np.abs(x_t[:, 0] - 0.5) < 0.01
+    oracle = MIXTURE.eps_model(schedule)(np.array([[0.5]]), np.array([t]))
+    assert abs(eps[near].mean() - oracle[0, 0]) < 5 * eps[near].std() / np.sqrt(near.sum()) + 0.01
+
+
+def test_ddim_eta_one_variance_is_beta_tilde():
+    """(eq-ddim-sigma) with eta = 1 on consecutive steps is exactly the posterior variance."""
+    for schedule in (schedules.linear(200), schedules.cosine(200)):
+        for t in range(1, 200):
+            assert samplers.ddim_sigma(schedule, t, t - 1, 1.0) ** 2 == pytest.approx(
+                schedule.posterior_variance[t], rel=1e-10
+            )
+        assert samplers.ddim_sigma(schedule, 50, 49, 0.0) == 0.0
+
+
+def test_ddim_eta_one_step_mean_is_the_posterior_mean():
+    """With eta = 1 the DDIM step's mean is the DDPM posterior mean (eq-ddim-step)."""
+    schedule = schedules.cosine(100)
+    rng = np.random.default_rng(7)
+    x0, eps = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    t = 40
+    x_t = process.q_sample(schedule, x0, np.full(5, t), eps)
+    mean = samplers.ddim_step(schedule, x0, eps, t, t - 1, 1.0)
+    expected, _, _ = process.q_posterior(schedule, x0, x_t, np.full(5, t))
+    np.testing.assert_allclose(mean, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_ddim_inversion_reconstructs_with_noise_oracle():
+    """eta = 0: inverting x0 to x_T and sampling back returns x0, when the model is the exact
+    noise oracle of a point x0 (E[eps | x_t] = (x_t - sqrt(a) x0) / sqrt(1 - a))."""
+    schedule = schedules.cosine(1000)
+    rng = np.random.default_rng(8)
+    x0 = rng.standard_normal((4, 3))
+
+    def oracle(x, t):
+        return process.eps_from_x0(schedule, x.data, t, x0)
+
+    x_T = samplers.ddim_invert(oracle, schedule, x0, steps=25, progress=False)
+    back = samplers.ddim_sample(oracle, schedule, x0.shape, steps=25, x_T=x_T, progress=False)
+    np.testing.assert_allclose(back, x0, atol=1e-9)
+    assert np.abs(x_T - x0).max() > 0.5  # it did go somewhere
+
+
+def test_cfg_convention():
+    """(eq-cfg): w = 0 gives the unconditional, w = 1 the conditional prediction."""
+    u, c = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    np.testing.assert_array_equal(samplers.classifier_free_guidance(u, c, 0.0), u)
+    np.testing.assert_array_equal(samplers.classifier_free_guidance(u, c, 1.0), c)
+    np.testing.assert_array_equal(samplers.classifier_free_guidance(u, c, 3.0), u + 3 * (c - u))
+    model = samplers.guided(lambda x, t, cond: x * cond, 2.0, 0.0, 1.5)
+    np.testing.assert_array_equal(model(np.ones(2), None), 3.0 * np.ones(2))
+
+
+def test_sampling_repeats_under_a_seed():
+    schedule = schedules.linear(50, scale_to_T=True)
+    model = MIXTURE.eps_model(schedule)
+    runs = []
+    for _ in range(2):
+        md.manual_seed(11)
+        runs.append(samplers.ddpm_sample(model, schedule, (16, 1), progress=False))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert runs[0].dtype == np.float32
+
+
+def test_ddim_timesteps_are_an_even_subsequence():
+    seq = samplers.ddim_timesteps(1000, 50)
+    assert seq[0] == 0 and seq[-1] == 999 and len(seq) == 50 and (np.diff(seq) > 0).all()
+    with pytest.raises(ValueError, match="steps"):
+        samplers.ddim_timesteps(10, 20)
