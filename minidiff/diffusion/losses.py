@@ -70,7 +70,8 @@ def diffusion_loss(
 
 
 def flow_matching_loss(model, x0, t=None, noise=None, generator=None) -> Tensor:
-    """(eq-flow-loss): E_{t ~ U[0,1], z} || (z - x0) - model(x_t, t) ||^2, x_t = (1 - t) x0 + t z."""
+    """(eq-flow-loss): E_{t ~ U[0,1], z} || (z - x0) - model(x_t, t) ||^2,
+    with x_t = (1 - t) x0 + t z."""
     data = x0.data if isinstance(x0, Tensor) else x0
     rng = generator or backend.generator(backend.device_of(data))
     if t is None:
