@@ -86,12 +86,12 @@ def _is_float(dtype) -> bool:
 def as_array(data, dtype=None, device: str | None = None):
     """An array on ``device`` from ``data`` (array, scalar or nested list).
 
-    Floating-point data becomes float32 unless ``dtype`` says otherwise; integer and boolean data
-    keep their dtype. Without ``device``, a CuPy array stays on the GPU and anything else goes to
+    Floating-point data becomes float32 unless ``dtype`` says otherwise (a tensor keeps its own
+    dtype); integer and boolean data keep their dtype. Without ``device``, a CuPy array stays on the GPU and anything else goes to
     the default device (``MINIDIFF_DEVICE``).
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data, dtype = data.data, dtype or data.dtype
     if device is None:
         device = (
             backend.device_of(data) if backend.is_cupy_array(data) else backend.default_device()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import backend
 from ..autograd.tensor import Tensor, no_grad

@@ -12,7 +12,7 @@ import math
 import time
 
 import numpy
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import minidiff as md
 from minidiff import nn, optim

@@ -51,6 +51,9 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__()")
+        if name in self._buffers and not isinstance(value, Parameter | Module):
+            self.register_buffer(name, value)  # a buffer stays a buffer when reassigned
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):

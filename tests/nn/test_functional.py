@@ -37,8 +37,17 @@ def test_layernorm_shift_invariant_in_float32(x, offset):
     # to the spread, is the best any float32 LayerNorm can do
     tolerance = 4 * float(np.spacing(np.float32(offset))) / float(spread.min())
     np.testing.assert_allclose(out, _layer_norm64(shifted), atol=tolerance)
-    one_pass = (shifted**2).mean(-1) - shifted.mean(-1) ** 2
-    assert offset < 1e3 or np.abs(one_pass - shifted.astype(np.float64).var(-1)).max() > 1e-2
+
+
+def test_one_pass_variance_breaks_where_two_pass_holds():
+    """Why (eq-layernorm) computes the variance in two passes: E[x^2] - E[x]^2 in float32
+    cancels catastrophically once the offset c is large against the spread."""
+    x = (np.random.default_rng(0).uniform(-1, 1, (64, 16)) + 3e3).astype(np.float32)
+    exact = x.astype(np.float64).var(-1)
+    one_pass = (x**2).mean(-1) - x.mean(-1) ** 2
+    two_pass = ((x - x.mean(-1, keepdims=True)) ** 2).mean(-1)
+    assert np.abs(one_pass - exact).max() > exact.max()  # the error exceeds the variance itself
+    np.testing.assert_allclose(two_pass, exact, rtol=1e-3)
 
 
 @given(data=st.data())

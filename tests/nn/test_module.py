@@ -134,3 +134,12 @@ def test_layers_keep_float32():
     assert out.dtype == np.float32
     out.sum().backward()
     assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_reassigned_buffer_stays_a_buffer_and_parameters_keep_their_dtype():
+    model = Block()
+    model.positions = np.arange(4) * 2
+    assert "positions" in model.state_dict()
+    np.testing.assert_array_equal(model.state_dict()["positions"], [0, 2, 4, 6])
+    p = nn.Parameter(md.tensor([1.0], dtype=np.float64))
+    assert p.dtype == np.float64
