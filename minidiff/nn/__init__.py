@@ -1,5 +1,6 @@
 """Layers built on the autograd engine, shaped like PyTorch's ``torch.nn``."""
 
-from . import functional, init
+from . import encodings, functional, init
+from .attention import MultiHeadAttention, TransformerBlock, scaled_dot_product_attention
 from .layers import MLP, Dropout, Embedding, Identity, LayerNorm, Linear, ModuleList, Sequential
 from .module import Module, Parameter

@@ -1,0 +1,115 @@
+"""Attention: gradients, masks, permutation equivariance, the pre-LN block."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minidiff as md
+from minidiff.checks import strategies as S
+from minidiff.nn import attention
+from minidiff.nn.encodings import grid_positions
+
+
+def host(t):
+    return md.backend.to_numpy(t.data)
+
+
+@given(data=st.data())
+def test_attention_matches_definition_and_gradient(data):
+    """(eq-attention) against a float64 NumPy evaluation, and its backward (eq-attention-vjp)
+    against central differences, with and without a boolean mask."""
+    n_q, n_k, d = (data.draw(st.integers(1, 4)) for _ in range(3))
+    q, k, v = (data.draw(S.arrays((2, n, d))) for n in (n_q, n_k, n_k))
+    mask = data.draw(
+        st.none()
+        | st.lists(st.booleans(), min_size=n_q * n_k, max_size=n_q * n_k).map(
+            lambda m: np.array(m).reshape(n_q, n_k)
+        )
+    )
+    if mask is not None:
+        mask[:, 0] = True  # every query may attend somewhere
+    logits = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
+    if mask is not None:
+        logits = np.where(mask, logits, -np.inf)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    expected = weights / weights.sum(-1, keepdims=True) @ v
+    out = attention.scaled_dot_product_attention(
+        S.to_tensor(q), S.to_tensor(k), S.to_tensor(v), mask
+    )
+    np.testing.assert_allclose(host(out), expected, rtol=1e-10, atol=1e-12)
+    assert md.gradcheck(
+        lambda a, b, c: attention.scaled_dot_product_attention(a, b, c, mask), q, k, v
+    )
+
+
+def test_float_mask_is_added_to_the_logits():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((3, 4)) for _ in range(3))
+    bias = rng.standard_normal((3, 3))
+    out = attention.scaled_dot_product_attention(q, k, v[:3], bias)
+    logits = q @ k[:3].T / 2 + bias
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(host(out), (w / w.sum(-1, keepdims=True)) @ v[:3], rtol=1e-5)
+
+
+def test_attention_without_positions_is_permutation_equivariant():
+    md.manual_seed(0)
+    layer = attention.MultiHeadAttention(8, 2)
+    x = md.randn(2, 6, 8)
+    perm = np.random.default_rng(1).permutation(6)
+    out = host(layer(x))
+    np.testing.assert_allclose(host(layer(x[:, perm])), out[:, perm], rtol=1e-5, atol=1e-6)
+
+
+def test_same_frame_block_mask_equals_spatial_attention():
+    """Full space-time attention with a same-frame mask = attention within each frame."""
+    md.manual_seed(1)
+    frames, h, w, d = 3, 2, 2, 8
+    layer = attention.MultiHeadAttention(d, 2)
+    x = md.randn(1, frames * h * w, d)
+    t = grid_positions(frames, h, w)[:, 0]
+    same_frame = t[:, None] == t[None, :]
+    joint = host(layer(x, mask=same_frame))
+    per_frame = host(layer(x.reshape(frames, h * w, d))).reshape(1, frames * h * w, d)
+    np.testing.assert_allclose(joint, per_frame, rtol=1e-5, atol=1e-6)
+
+
+def test_frame_causal_mask_hides_the_future():
+    """With a frame-causal mask, frame f's output has exactly zero gradient from frames > f."""
+    md.manual_seed(2)
+    frames, h, w, d = 3, 2, 1, 4
+    block = attention.TransformerBlock(d, 2)
+    x = md.tensor(md.randn(1, frames * h * w, d).data, requires_grad=True)
+    t = grid_positions(frames, h, w)[:, 0]
+    causal = t[:, None] >= t[None, :]
+    out = block(x, mask=causal)
+    first_frame = t == 0
+    out[:, first_frame].sum().backward()
+    grad = md.backend.to_numpy(x.grad)[0]
+    assert (grad[t > 0] == 0).all()
+    assert np.abs(grad[t == 0]).sum() > 0
+
+
+def test_multi_head_gradients_and_shapes():
+    md.manual_seed(3)
+    layer = attention.MultiHeadAttention(4, 2, dtype=np.float64)
+    x = md.randn(2, 3, 4, dtype=np.float64)
+    assert md.gradcheck(
+        lambda x, w, b: _mha_with(layer, x, w, b), x, layer.qkv.weight, layer.qkv.bias
+    )
+    with pytest.raises(ValueError, match="divisible"):
+        attention.MultiHeadAttention(6, 4)
+    with pytest.raises(md.ShapeError):
+        layer(md.randn(2, 3, 5, dtype=np.float64))
+
+
+def _mha_with(layer, x, weight, bias):
+    layer.qkv.weight, layer.qkv.bias = weight, bias
+    return layer(x)
+
+
+def test_zero_init_block_is_the_identity():
+    block = attention.TransformerBlock(8, 2, zero_init=True)
+    x = md.randn(2, 5, 8)
+    np.testing.assert_array_equal(host(block(x)), host(x))
