@@ -2,5 +2,15 @@
 
 from . import encodings, functional, init
 from .attention import MultiHeadAttention, TransformerBlock, scaled_dot_product_attention
-from .layers import MLP, Dropout, Embedding, Identity, LayerNorm, Linear, ModuleList, Sequential
+from .layers import (
+    MLP,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Identity,
+    LayerNorm,
+    Linear,
+    ModuleList,
+    Sequential,
+)
 from .module import Module, Parameter

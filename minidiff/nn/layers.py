@@ -1,4 +1,4 @@
-"""Layers: Linear, LayerNorm, Embedding, Dropout, Identity, Sequential, ModuleList, MLP."""
+"""Layers: Linear, Conv2d, LayerNorm, Embedding, Dropout, Identity, Sequential, ModuleList, MLP."""
 
 from __future__ import annotations
 
@@ -67,6 +67,53 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """A k x k convolution with "same" zero padding on channels-last images (..., H, W, C_in).
+
+    Written as a sum of k^2 shifted matrix products (eq-conv-as-shifts):
+    y[h, w] = b + sum_{a, c} x_pad[h + a, w + c] W[a, c], W[a, c] of shape (C_in, C_out);
+    its backward is that of pad, slicing and matmul.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, dtype=None, device=None
+    ):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"Conv2d: kernel_size must be odd for same padding, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
+        fan_in = in_channels * kernel_size**2
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = init.uniform_(
+            _empty(kernel_size, kernel_size, in_channels, out_channels, dtype=dtype, device=device),
+            -bound,
+            bound,
+        )
+        self.bias = init.uniform_(_empty(out_channels, dtype=dtype, device=device), -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 3 or x.shape[-1] != self.in_channels:
+            raise ShapeError(
+                f"Conv2d({self.in_channels}, {self.out_channels}): input of shape "
+                f"{x.shape} is not (..., H, W, {self.in_channels})"
+            )
+        k, r = self.kernel_size, self.kernel_size // 2
+        height, width = x.shape[-3], x.shape[-2]
+        padded = x.pad([(0, 0)] * (x.ndim - 3) + [(r, r), (r, r), (0, 0)])
+        out = self.bias
+        for a in range(k):
+            for c in range(k):
+                out = out + padded[..., a : a + height, c : c + width, :] @ self.weight[a, c]
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
 
 
 class LayerNorm(Module):

@@ -143,3 +143,20 @@ def test_reassigned_buffer_stays_a_buffer_and_parameters_keep_their_dtype():
     np.testing.assert_array_equal(model.state_dict()["positions"], [0, 2, 4, 6])
     p = nn.Parameter(md.tensor([1.0], dtype=np.float64))
     assert p.dtype == np.float64
+
+
+def test_conv2d_matches_a_direct_loop_and_its_gradient():
+    """(eq-conv-as-shifts): y[h, w] = b + sum_{a, c} x_pad[h + a, w + c] W[a, c]."""
+    conv = nn.Conv2d(2, 3, 3, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 5, 4, 2))
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    expected = np.zeros((2, 5, 4, 3)) + conv.bias.numpy()
+    for h in range(5):
+        for w in range(4):
+            expected[:, h, w] += np.einsum(
+                "nabc,abcd->nd", padded[:, h : h + 3, w : w + 3], conv.weight.numpy()
+            )
+    np.testing.assert_allclose(conv(md.tensor(x, dtype=np.float64)).numpy(), expected, atol=1e-12)
+    assert md.gradcheck(lambda t: conv(t), x[:1, :3, :3])
+    with pytest.raises(md.ShapeError, match=r"not \(\.\.\., H, W, 2\)"):
+        conv(md.zeros(1, 4, 4, 3, dtype=np.float64))

@@ -1,0 +1,372 @@
+"""U-ViT for images and videos: a transformer over space-time patch tokens with long skips.
+
+Reading order of the forward pass (book chapter 9):
+
+1. ``patchify`` cuts a clip (B, F, C, H, W) into tubelets of pt frames x p x p pixels, one token
+   each, in (t, i, j) order (time slowest); a Linear embeds each token in ``dim``.
+2. Positions: fixed sincos over (t, i, j) or learned vectors are added to the patch tokens, or a
+   3-D rotary encoding rotates queries and keys inside attention (``pos_encoding``).
+3. The diffusion time (sinusoidal embedding -> MLP) and the text features (Linear) become extra
+   tokens in front of the patches: U-ViT treats every input as a token.
+4. depth // 2 "in" blocks, one middle block, depth // 2 "out" blocks; the output of in-block k
+   is concatenated to the input of out-block depth//2 - 1 - k and mixed back to ``dim`` by a
+   Linear (long skips, last in first out).
+5. A final LayerNorm and Linear turn patch tokens back into pixels (``unpatchify``), optionally
+   followed by a 3 x 3 convolution over each frame.
+
+``attention="joint"`` lets every token attend to every other (cost grows with (F H W)^2);
+``"factorized"`` alternates spatial blocks (tokens of one frame) and temporal blocks (tokens at
+one (i, j) across frames), the extra tokens joining every group, their outputs averaged over
+groups. An image is a one-frame video, so images and videos train the same network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy
+
+from .. import backend
+from ..autograd import ops
+from ..autograd.tensor import Tensor
+from ..errors import ShapeError
+from ..nn import Conv2d, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock, init
+from ..nn import functional as F
+from ..nn.encodings import rope_3d, sincos_3d, timestep_embedding
+
+POS_ENCODINGS = ("sincos3d", "learned", "rope3d")
+ATTENTIONS = ("joint", "factorized")
+
+
+# --- patches ------------------------------------------------------------------------------------
+
+
+def patchify(x: Tensor, patch: int, tubelet: int = 1) -> Tensor:
+    """(B, F, C, H, W) -> (B, N, tubelet * patch * patch * C), N = F/pt * H/p * W/p, tokens in
+    (t, i, j) order and each token's values in (frame, row, column, channel) order."""
+    b, f, c, h, w = x.shape
+    if f % tubelet or h % patch or w % patch:
+        raise ShapeError(
+            f"patchify: clip of shape {x.shape} (B, F, C, H, W) does not divide into "
+            f"tubelets of {tubelet} x {patch} x {patch}"
+        )
+    x = x.reshape(b, f // tubelet, tubelet, c, h // patch, patch, w // patch, patch)
+    x = x.transpose(0, 1, 4, 6, 2, 5, 7, 3)
+    return x.reshape(b, (f // tubelet) * (h // patch) * (w // patch), tubelet * patch * patch * c)
+
+
+def unpatchify(
+    tokens: Tensor,
+    frames: int,
+    channels: int,
+    height: int,
+    width: int,
+    patch: int,
+    tubelet: int = 1,
+) -> Tensor:
+    """The exact inverse of :func:`patchify`: (B, N, pt p p C) -> (B, F, C, H, W)."""
+    b = tokens.shape[0]
+    grid = (frames // tubelet, height // patch, width // patch)
+    x = tokens.reshape(b, *grid, tubelet, patch, patch, channels)
+    x = x.transpose(0, 1, 4, 7, 2, 5, 3, 6)
+    return x.reshape(b, frames, channels, height, width)
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+@dataclass
+class UViTConfig:
+    """Shape of the data and of the network. ``frames=1`` is image mode; ``text_dim=0`` makes
+    an unconditional model."""
+
+    frames: int = 1
+    channels: int = 3
+    height: int = 16
+    width: int = 16
+    patch: int = 4
+    tubelet: int = 1
+    dim: int = 128
+    depth: int = 7
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    pos_encoding: str = "sincos3d"
+    attention: str = "joint"
+    time_fraction: float = 0.25
+    text_dim: int = 0
+    text_length: int = 0
+    conv_out: bool = False
+
+    def __post_init__(self):
+        problems = []
+        if self.pos_encoding not in POS_ENCODINGS:
+            problems.append(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
+        if self.attention not in ATTENTIONS:
+            problems.append(f"attention {self.attention!r} is not one of {ATTENTIONS}")
+        if self.depth < 1 or self.depth % 2 == 0:
+            problems.append(
+                f"depth must be odd (in blocks, a middle block, out blocks), got {self.depth}"
+            )
+        if self.dim % self.heads:
+            problems.append(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.height % self.patch or self.width % self.patch:
+            problems.append(
+                f"height x width {self.height} x {self.width} is not divisible by "
+                f"patch {self.patch}"
+            )
+        if self.frames % self.tubelet:
+            problems.append(f"frames {self.frames} is not divisible by tubelet {self.tubelet}")
+        if (self.text_dim > 0) != (self.text_length > 0):
+            problems.append("text_dim and text_length must both be set (or both 0)")
+        if problems:
+            raise ValueError("UViTConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> UViTConfig:
+        """A configuration from a dict (e.g. a checkpoint's), refusing unknown keys by name."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"UViTConfig: unknown key(s) {sorted(unknown)}; known: "
+                f"{sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Tokens along (t, i, j)."""
+        return (self.frames // self.tubelet, self.height // self.patch, self.width // self.patch)
+
+    @property
+    def num_patches(self) -> int:
+        return math.prod(self.grid)
+
+    @property
+    def patch_dim(self) -> int:
+        return self.tubelet * self.patch * self.patch * self.channels
+
+    @property
+    def num_extra_tokens(self) -> int:
+        """The time token and the text tokens in front of the patches."""
+        return 1 + self.text_length
+
+
+# --- the network ----------------------------------------------------------------------------------
+
+
+class UViT(Module):
+    """Predicts eps (or x0, or v) for a noisy clip x_t at time t, given optional text tokens."""
+
+    def __init__(self, config: UViTConfig, dtype=None, device=None):
+        super().__init__()
+        self.config = c = config
+        kw = {"dtype": dtype, "device": device}
+        self.patch_embed = Linear(c.patch_dim, c.dim, **kw)
+        self.time_embed = ModuleList(
+            [Linear(c.dim, 4 * c.dim, **kw), Linear(4 * c.dim, c.dim, **kw)]
+        )
+        self.text_embed = Linear(c.text_dim, c.dim, **kw) if c.text_dim else None
+        self.extra_pos = init.trunc_normal_(
+            Parameter(
+                backend.module_for(device or backend.default_device()).zeros(
+                    (c.num_extra_tokens, c.dim)
+                ),
+                **kw,
+            )
+        )
+        if c.pos_encoding == "learned":
+            self.patch_pos = init.trunc_normal_(
+                Parameter(
+                    backend.module_for(device or backend.default_device()).zeros(
+                        (c.num_patches, c.dim)
+                    ),
+                    **kw,
+                )
+            )
+        elif c.pos_encoding == "sincos3d":
+            fraction = c.time_fraction if c.grid[0] > 1 else 0.0
+            self.register_buffer(
+                "patch_pos", Tensor(sincos_3d(*c.grid, c.dim, fraction), dtype=dtype, device=device)
+            )
+        half = c.depth // 2
+        block = lambda: TransformerBlock(c.dim, c.heads, c.mlp_ratio, **kw)  # noqa: E731
+        self.in_blocks = ModuleList([block() for _ in range(half)])
+        self.mid_block = block()
+        self.out_blocks = ModuleList([block() for _ in range(half)])
+        self.skips = ModuleList([Linear(2 * c.dim, c.dim, **kw) for _ in range(half)])
+        self.norm = LayerNorm(c.dim, **kw)
+        self.head = Linear(c.dim, c.patch_dim, **kw)
+        self.conv = Conv2d(c.channels, c.channels, 3, **kw) if c.conv_out else None
+        self._rope_cache: dict = {}
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"grid={c.grid}, dim={c.dim}, depth={c.depth}, heads={c.heads}, "
+            f"pos={c.pos_encoding}, attention={c.attention}"
+        )
+
+    # --- positions ------------------------------------------------------------------------------
+    def _rope(self, kind: str, dtype, device):
+        """(cos, sin) for a token group: 'joint' (all tokens), 'spatial' or 'temporal'; rows of
+        the extra tokens hold angle 0 (no rotation)."""
+        key = (kind, numpy.dtype(dtype).str, device)
+        if key not in self._rope_cache:
+            c = self.config
+            head_dim = c.dim // c.heads
+            frames, rows, columns = {
+                "joint": c.grid,
+                "spatial": (1, *c.grid[1:]),
+                "temporal": (c.grid[0], 1, 1),
+            }[kind]
+            fraction = c.time_fraction if c.grid[0] > 1 else 0.0
+            cos, sin = rope_3d(
+                frames, rows, columns, head_dim, fraction, dtype=dtype, device=device
+            )
+            xp = backend.xp_of(cos)
+            extra = c.num_extra_tokens
+            self._rope_cache[key] = (
+                xp.concatenate([xp.ones((extra, cos.shape[1]), dtype=cos.dtype), cos]),
+                xp.concatenate([xp.zeros((extra, sin.shape[1]), dtype=sin.dtype), sin]),
+            )
+        return self._rope_cache[key]
+
+    # --- attention over the token sequence ------------------------------------------------------
+    def _run_block(self, block: TransformerBlock, tokens: Tensor, key_mask, index: int) -> Tensor:
+        """One block over [extra tokens, patch tokens], joint or factorized."""
+        c = self.config
+        use_rope = c.pos_encoding == "rope3d"
+        if c.attention == "joint":
+            rope = self._rope("joint", tokens.dtype, tokens.device) if use_rope else None
+            return block(tokens, mask=key_mask, rope=rope)
+        b, e, d = tokens.shape[0], c.num_extra_tokens, c.dim
+        frames, rows, columns = c.grid
+        extra, patches = tokens[:, :e], tokens[:, e:]
+        spatial = index % 2 == 0
+        grid = patches.reshape(b, frames, rows * columns, d)
+        if not spatial:
+            grid = grid.swapaxes(1, 2)  # (B, rows*columns, frames, D)
+        groups, length = grid.shape[1], grid.shape[2]
+        members = ops.concatenate([extra.unsqueeze(1).broadcast_to(b, groups, e, d), grid], axis=2)
+        members = members.reshape(b * groups, e + length, d)
+        mask = None
+        if key_mask is not None:
+            xp = backend.xp_of(key_mask)
+            group_mask = xp.concatenate([key_mask[..., :e], key_mask[..., e : e + length]], axis=-1)
+            mask = xp.repeat(group_mask, groups, axis=0)
+        rope = (
+            self._rope("spatial" if spatial else "temporal", tokens.dtype, tokens.device)
+            if use_rope
+            else None
+        )
+        out = block(members, mask=mask, rope=rope).reshape(b, groups, e + length, d)
+        extra = out[:, :, :e].mean(axis=1)
+        grid = out[:, :, e:]
+        if not spatial:
+            grid = grid.swapaxes(1, 2)
+        return ops.concatenate([extra, grid.reshape(b, frames * rows * columns, d)], axis=1)
+
+    # --- forward --------------------------------------------------------------------------------
+    def forward(self, x, t, text=None, text_mask=None) -> Tensor:
+        """x: (B, F, C, H, W), or (B, C, H, W) in image mode; t: (B,) timesteps (ints, or floats
+        for flow matching, already scaled); text: (B, L, text_dim) features with a (B, L) bool
+        mask (True on real tokens). Returns a tensor shaped like x."""
+        c = self.config
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        image_mode = x.ndim == 4
+        if image_mode:
+            x = x.unsqueeze(1)
+        expected = (c.frames, c.channels, c.height, c.width)
+        if x.shape[1:] != expected:
+            raise ShapeError(
+                f"UViT expects clips (B, F, C, H, W) with (F, C, H, W) = {expected}, got {x.shape}"
+            )
+        b = x.shape[0]
+        tokens = self.patch_embed(patchify(x, c.patch, c.tubelet))
+        if c.pos_encoding != "rope3d":
+            tokens = tokens + self.patch_pos
+        time = timestep_embedding(t, c.dim, dtype=tokens.dtype)
+        time = self.time_embed[1](F.silu(self.time_embed[0](time.to(tokens.device))))
+        extra = [time.unsqueeze(1)]
+        key_mask = None
+        if c.text_dim:
+            if text is None:
+                raise ValueError("this UViT is text-conditioned: pass text (B, L, text_dim)")
+            if text.shape[1:] != (c.text_length, c.text_dim):
+                raise ShapeError(
+                    f"text of shape {text.shape}, expected (B, {c.text_length}, {c.text_dim})"
+                )
+            extra.append(self.text_embed(text))
+            if text_mask is not None:
+                xp = backend.xp_of(tokens.data)
+                text_mask = xp.asarray(
+                    text_mask.data if isinstance(text_mask, Tensor) else text_mask, dtype=bool
+                )
+                always = xp.ones((b, 1), dtype=bool)
+                patches = xp.ones((b, c.num_patches), dtype=bool)
+                key_mask = xp.concatenate([always, text_mask, patches], axis=1)[:, None, None, :]
+        extra = ops.concatenate(extra, axis=1) + self.extra_pos
+        tokens = ops.concatenate([extra, tokens], axis=1)
+
+        skips = []
+        for index, block in enumerate(self.in_blocks):
+            tokens = self._run_block(block, tokens, key_mask, index)
+            skips.append(tokens)
+        tokens = self._run_block(self.mid_block, tokens, key_mask, len(self.in_blocks))
+        for index, (block, skip) in enumerate(zip(self.out_blocks, self.skips)):
+            tokens = skip(ops.concatenate([tokens, skips.pop()], axis=-1))
+            tokens = self._run_block(block, tokens, key_mask, len(self.in_blocks) + 1 + index)
+
+        patches = self.head(self.norm(tokens[:, c.num_extra_tokens :]))
+        out = unpatchify(patches, c.frames, c.channels, c.height, c.width, c.patch, c.tubelet)
+        if self.conv is not None:
+            frames = out.transpose(0, 1, 3, 4, 2).reshape(
+                b * c.frames, c.height, c.width, c.channels
+            )
+            out = self.conv(frames).reshape(b, c.frames, c.height, c.width, c.channels)
+            out = out.transpose(0, 1, 4, 2, 3)
+        return out.squeeze(1) if image_mode else out
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def forward_flops(config: UViTConfig, batch: int = 1) -> dict:
+    """Multiply-adds x 2 of one forward pass, by part (matmuls only; elementwise work is small).
+
+    Joint attention scores and mixing cost 2 * 2 N^2 d per block for N tokens; factorized
+    attention replaces N^2 by the sum of its groups' squared lengths.
+    """
+    c = config
+    e = c.num_extra_tokens
+    n = e + c.num_patches
+    frames, rows, columns = c.grid
+    d = c.dim
+    if c.attention == "joint":
+        pairs = [n * n] * c.depth
+    else:
+        spatial = frames * (e + rows * columns) ** 2
+        temporal = rows * columns * (e + frames) ** 2
+        pairs = [spatial if i % 2 == 0 else temporal for i in range(c.depth)]
+    tokens_per_block = [
+        n
+        if c.attention == "joint"
+        else (frames * (e + rows * columns) if i % 2 == 0 else rows * columns * (e + frames))
+        for i in range(c.depth)
+    ]
+    hidden = int(d * c.mlp_ratio)
+    parts = {
+        "patch_embed": 2 * c.num_patches * c.patch_dim * d,
+        "qkv_and_proj": sum(2 * m * d * 4 * d for m in tokens_per_block),
+        "attention": sum(2 * 2 * p * d for p in pairs),
+        "mlp": sum(2 * m * d * hidden * 2 for m in tokens_per_block),
+        "skips": (c.depth // 2) * 2 * n * 2 * d * d,
+        "head": 2 * c.num_patches * d * c.patch_dim,
+    }
+    parts = {k: v * batch for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts

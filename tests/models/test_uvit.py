@@ -1,0 +1,163 @@
+"""U-ViT: patches, token order, every configuration's shapes, gradients, cost, and learning."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minidiff as md
+from minidiff import optim
+from minidiff.models import UViT, UViTConfig, forward_flops, patchify, unpatchify
+from minidiff.nn.encodings import grid_positions
+
+
+@given(
+    b=st.integers(1, 2),
+    tubelet=st.integers(1, 2),
+    patch=st.integers(1, 3),
+    grid=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    channels=st.integers(1, 3),
+)
+def test_patchify_and_unpatchify_are_exact_inverses(b, tubelet, patch, grid, channels):
+    frames, height, width = grid[0] * tubelet, grid[1] * patch, grid[2] * patch
+    x = md.tensor(np.random.default_rng(0).standard_normal((b, frames, channels, height, width)))
+    tokens = patchify(x, patch, tubelet)
+    assert tokens.shape == (b, grid[0] * grid[1] * grid[2], tubelet * patch * patch * channels)
+    back = unpatchify(tokens, frames, channels, height, width, patch, tubelet)
+    np.testing.assert_array_equal(back.numpy(), x.numpy())
+
+
+def test_token_order_is_t_i_j_like_the_encodings():
+    """Token n holds the pixels of tubelet grid_positions(...)[n]: time slowest, column fastest."""
+    frames, height, width, patch, tubelet = 4, 6, 4, 2, 2
+    t, i, j = np.meshgrid(np.arange(frames), np.arange(height), np.arange(width), indexing="ij")
+    clip = np.stack([t // tubelet, i // patch, j // patch], axis=1)[None].astype(np.float32)
+    tokens = patchify(md.tensor(clip), patch, tubelet).numpy()[0]  # (N, pt*p*p*3)
+    per_channel = tokens.reshape(tokens.shape[0], -1, 3)
+    assert (per_channel == per_channel[:, :1]).all()  # one position per token
+    np.testing.assert_array_equal(
+        per_channel[:, 0], grid_positions(frames // tubelet, height // patch, width // patch)
+    )
+
+
+def _tiny(**overrides):
+    values = dict(
+        frames=4,
+        channels=2,
+        height=4,
+        width=4,
+        patch=2,
+        tubelet=1,
+        dim=16,
+        depth=3,
+        heads=2,
+        text_dim=6,
+        text_length=3,
+    )
+    values.update(overrides)
+    return UViTConfig(**values)
+
+
+@pytest.mark.parametrize("pos", ["sincos3d", "learned", "rope3d"])
+@pytest.mark.parametrize("attention", ["joint", "factorized"])
+def test_every_configuration_runs_and_keeps_float32(pos, attention):
+    md.manual_seed(0)
+    config = _tiny(pos_encoding=pos, attention=attention, conv_out=pos == "learned")
+    model = UViT(config)
+    x = md.randn(2, 4, 2, 4, 4)
+    text, mask = md.randn(2, 3, 6), np.array([[True, True, False], [True, False, False]])
+    out = model(x, np.array([3, 500]), text, mask)
+    assert out.shape == x.shape and out.dtype == np.float32
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_image_mode_is_a_one_frame_video():
+    md.manual_seed(1)
+    model = UViT(_tiny(frames=1, text_dim=0, text_length=0))
+    image = md.randn(3, 2, 4, 4)
+    out = model(image, np.array([1, 2, 3]))
+    assert out.shape == image.shape
+    np.testing.assert_allclose(
+        model(image.unsqueeze(1), np.array([1, 2, 3])).numpy()[:, 0], out.numpy(), rtol=1e-6
+    )
+
+
+def test_padded_text_tokens_are_ignored():
+    md.manual_seed(2)
+    model = UViT(_tiny())
+    x, text = md.randn(1, 4, 2, 4, 4), md.randn(1, 3, 6).numpy()
+    mask = np.array([[True, False, False]])
+    other = text.copy()
+    other[:, 1:] = 100.0  # change only the padding
+    a = model(x, np.array([5]), md.tensor(text), mask).numpy()
+    b = model(x, np.array([5]), md.tensor(other), mask).numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["joint", "factorized"])
+def test_whole_model_gradient_in_float64(attention):
+    md.manual_seed(3)
+    config = _tiny(
+        frames=2,
+        height=2,
+        width=2,
+        patch=1,
+        dim=12,
+        depth=3,
+        text_dim=0,
+        text_length=0,
+        attention=attention,
+        pos_encoding="rope3d",
+    )
+    model = UViT(config, dtype=np.float64)
+    x = md.randn(1, 2, 2, 2, 2, dtype=np.float64)
+    assert md.gradcheck(lambda clip: model(clip, np.array([7])), x, directions=3)
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="pos_encoding 'fourier'"):
+        _tiny(pos_encoding="fourier")
+    with pytest.raises(ValueError, match="depth must be odd"):
+        _tiny(depth=4)
+    with pytest.raises(ValueError, match="not divisible by patch"):
+        _tiny(height=5)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['layers'\]"):
+        UViTConfig.from_dict({"layers": 3})
+    assert UViTConfig.from_dict(_tiny().to_dict()) == _tiny()
+    model = UViT(_tiny())
+    with pytest.raises(md.ShapeError, match=r"\(F, C, H, W\) = \(4, 2, 4, 4\)"):
+        model(md.randn(1, 3, 2, 4, 4), np.array([0]), md.randn(1, 3, 6))
+
+
+def test_factorized_attention_costs_grow_slower_than_joint():
+    """Joint attention's pair count grows with frames^2, factorized with frames."""
+
+    def attention_flops(frames, kind):
+        return forward_flops(_tiny(frames=frames, height=16, width=16, attention=kind))["attention"]
+
+    joint = attention_flops(16, "joint") / attention_flops(4, "joint")
+    factorized = attention_flops(16, "factorized") / attention_flops(4, "factorized")
+    assert joint > 14 and factorized < 5
+    flops = forward_flops(_tiny())
+    assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
+
+
+def test_tiny_video_uvit_overfits_two_clips():
+    """The denoiser can fit data: the eps-loss on two fixed clips falls well below its start."""
+    md.manual_seed(4)
+    config = _tiny(frames=2, height=4, width=4, dim=32, depth=3, text_dim=0, text_length=0)
+    model = UViT(config)
+    opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    schedule = md.diffusion.schedules.cosine(100)
+    clips = md.randn(2, 2, 2, 4, 4).data
+    t = np.array([30, 60])
+    noise = md.randn(2, 2, 2, 4, 4).data
+    losses = []
+    for _ in range(150):
+        loss = md.diffusion.losses.diffusion_loss(model, schedule, clips, t=t, noise=noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
