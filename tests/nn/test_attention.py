@@ -113,3 +113,14 @@ def test_zero_init_block_is_the_identity():
     block = attention.TransformerBlock(8, 2, zero_init=True)
     x = md.randn(2, 5, 8)
     np.testing.assert_array_equal(host(block(x)), host(x))
+
+
+@pytest.mark.parametrize("d", [4, 64, 1024])
+def test_scaling_keeps_logit_variance_at_one(d):
+    """(eq-attention-scale): for q, k with independent unit-variance entries, Var(q . k) = d, so
+    q . k / sqrt(d) has variance 1 whatever the width."""
+    rng = np.random.default_rng(d)
+    q, k = rng.standard_normal((20_000, d)), rng.standard_normal((20_000, d))
+    logits = (q * k).sum(-1)
+    assert logits.var() / d == pytest.approx(1.0, abs=0.05)
+    assert (logits / np.sqrt(d)).var() == pytest.approx(1.0, abs=0.05)
