@@ -1,0 +1,251 @@
+"""Training a (text-conditioned) diffusion model: the loop, its bookkeeping, and exact resume.
+
+One step: draw a batch of examples and timesteps, noise the clips with the closed form, predict
+the target (eps or v) with the network, take the (min-SNR weighted) MSE, clip the gradient
+norm, step AdamW under a warmup + cosine schedule, update the EMA of the weights.
+For classifier-free guidance a fraction ``cond_drop`` of the examples see the learned null
+condition instead of their caption.
+
+Everything random (batches, timesteps, noise, condition dropout) comes from the seeded CPU
+generator, whose state is saved in every checkpoint with the step, the model, the optimizer, the
+EMA, the schedule and the loss history, so training stopped at step k and resumed continues
+bit for bit as if it had never stopped. Ctrl-C saves a checkpoint before leaving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy
+from tqdm import tqdm
+
+from . import backend, io, optim
+from .autograd.tensor import Tensor
+from .diffusion import losses as diffusion_losses
+from .diffusion.schedules import NoiseSchedule
+
+
+@dataclass
+class TrainConfig:
+    """Optimization settings; unknown keys in ``from_dict`` are an error naming them."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    cond_drop: float = 0.1
+    target: str = "eps"
+    min_snr_gamma: float | None = 5.0
+    log_every: int = 25
+    checkpoint_every: int = 500
+    sample_every: int = 0
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.target not in ("eps", "v", "x0"):
+            raise ValueError(f"TrainConfig: target must be eps, v or x0, got {self.target!r}")
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise ValueError(f"TrainConfig: cond_drop must be in [0, 1), got {self.cond_drop}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("TrainConfig: steps and batch_size must be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"TrainConfig: unknown key(s) {sorted(unknown)}; known: "
+                f"{sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**values)
+
+
+class Trainer:
+    """Trains ``model(x_t, t, tokens, token_mask)`` on ``clips`` (N, F, C, H, W) in [-1, 1].
+
+    ``conditioner(ids, mask, drop)`` (e.g. a text encoder) turns caption ids (N, L) and their
+    mask into tokens for the model; without it the model is unconditional and called as
+    ``model(x_t, t)``. ``on_sample(trainer, step)`` is called every ``sample_every`` steps.
+    """
+
+    def __init__(
+        self,
+        model,
+        schedule: NoiseSchedule,
+        clips,
+        config: TrainConfig,
+        out_dir,
+        conditioner=None,
+        ids=None,
+        mask=None,
+        on_sample=None,
+    ):
+        self.model, self.schedule, self.config = model, schedule, config
+        self.conditioner, self.on_sample = conditioner, on_sample
+        self.out_dir = Path(out_dir)
+        self.device = next(iter(model.parameters())).device
+        self.clips = backend.to_device(clips, self.device)
+        self.ids = None if ids is None else backend.to_device(ids, self.device)
+        self.mask = None if mask is None else backend.to_device(mask, self.device)
+        params = model.parameters() + (conditioner.parameters() if conditioner else [])
+        self.parameters = params
+        self.optimizer = optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.schedule_lr = optim.LRSchedule.warmup_cosine(
+            self.optimizer, config.warmup_steps, config.steps
+        )
+        self.modules = {"model": model} | ({"conditioner": conditioner} if conditioner else {})
+        self.emas = {name: optim.EMA(m, config.ema_decay) for name, m in self.modules.items()}
+        self.step = 0
+        self.losses: list[float] = []
+        backend.manual_seed(config.seed)
+
+    # --- one step ---------------------------------------------------------------------------------
+    def _batch(self, rng):
+        index = rng.integers(0, self.clips.shape[0], size=self.config.batch_size)
+        xp = backend.xp_of(self.clips)
+        index = xp.asarray(index)
+        return (
+            self.clips[index],
+            (None if self.ids is None else self.ids[index]),
+            (None if self.mask is None else self.mask[index]),
+        )
+
+    def _loss(self, rng):
+        clips, ids, mask = self._batch(rng)
+        if self.conditioner is None:
+            network = self.model
+        else:
+            drop = rng.random(clips.shape[0]) < self.config.cond_drop
+            tokens, token_mask = self.conditioner(ids, mask, drop=drop)
+
+            def network(x, t):
+                return self.model(x, t, tokens, token_mask)
+
+        t = rng.integers(0, len(self.schedule), size=clips.shape[0])
+        noise = rng.standard_normal(clips.shape).astype(clips.dtype)
+        xp = backend.xp_of(clips)
+        return diffusion_losses.diffusion_loss(
+            network,
+            self.schedule,
+            clips,
+            target=self.config.target,
+            t=xp.asarray(t),
+            noise=xp.asarray(noise),
+            min_snr_gamma=self.config.min_snr_gamma,
+        )
+
+    def train_step(self) -> Tensor:
+        """One optimization step; returns the loss (a device scalar: no host sync here)."""
+        rng = backend.generator("cpu")
+        loss = self._loss(rng)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.config.grad_clip:
+            optim.clip_grad_norm(self.parameters, self.config.grad_clip)
+        self.optimizer.step()
+        self.schedule_lr.step()
+        for name, module in self.modules.items():
+            self.emas[name].update(module)
+        self.step += 1
+        return loss
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self, until: int | None = None, progress: bool = True) -> list[float]:
+        """Train up to step ``until`` (default: the configured number of steps)."""
+        until = self.config.steps if until is None else min(until, self.config.steps)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(
+            total=until, initial=self.step, desc="training", unit="step", disable=not progress
+        )
+        started, first = time.perf_counter(), self.step
+        pending = []
+        try:
+            while self.step < until:
+                pending.append(self.train_step())
+                bar.update(1)
+                if self.step % self.config.log_every == 0 or self.step == until:
+                    # one host sync per log interval, not per step
+                    self.losses.extend(float(loss.item()) for loss in pending)
+                    pending = []
+                    rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
+                    bar.set_postfix(loss=f"{self.losses[-1]:.4f}", steps_per_s=f"{rate:.1f}")
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self.save()
+                if (
+                    self.on_sample
+                    and self.config.sample_every
+                    and self.step % self.config.sample_every == 0
+                ):
+                    self.on_sample(self, self.step)
+        except KeyboardInterrupt:
+            self.losses.extend(float(loss.item()) for loss in pending)
+            path = self.save()
+            bar.close()
+            print(f"\ninterrupted at step {self.step}: saved {path}; resume with the same command")
+            raise
+        bar.close()
+        self.save()
+        self.plot_losses()
+        return self.losses
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.npz"
+
+    def save(self, path=None) -> Path:
+        """Everything needed to continue exactly, written atomically."""
+        objects = {name: module for name, module in self.modules.items()}
+        objects |= {f"ema_{name}": ema for name, ema in self.emas.items()}
+        return io.save(
+            path or self.checkpoint_path,
+            **objects,
+            optimizer=self.optimizer,
+            lr_schedule=self.schedule_lr,
+            step=self.step,
+            losses=list(self.losses),
+            train_config=asdict(self.config),
+            rng=True,
+        )
+
+    def resume(self, path=None) -> int:
+        """Load a checkpoint written by :meth:`save`; returns the step it continues from."""
+        state = io.load(path or self.checkpoint_path)
+        for name, module in self.modules.items():
+            module.load_state_dict(state[name])
+            self.emas[name].load_state_dict(state[f"ema_{name}"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule_lr.load_state_dict(state["lr_schedule"])
+        backend.set_rng_state(state["rng"])
+        self.step, self.losses = int(state["step"]), [float(x) for x in state["losses"]]
+        return self.step
+
+    def plot_losses(self) -> Path:
+        """loss.png (log scale, with a running mean) and losses.json in the output folder."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        path = self.out_dir / "loss.png"
+        losses = numpy.asarray(self.losses)
+        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+        ax.semilogy(losses, alpha=0.35, label="per step")
+        window = max(1, len(losses) // 50)
+        if len(losses) >= window:
+            smooth = numpy.convolve(losses, numpy.ones(window) / window, mode="valid")
+            ax.semilogy(numpy.arange(window - 1, len(losses)), smooth, label=f"mean of {window}")
+        ax.set(xlabel="step", ylabel="loss", title="training loss")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        (self.out_dir / "losses.json").write_text(json.dumps(self.losses))
+        return path
