@@ -8,7 +8,7 @@
 array([2., 4.], dtype=float32)
 """
 
-from . import backend, diffusion, nn, optim
+from . import backend, diffusion, models, nn, optim
 from .autograd import Tensor, gradcheck, is_grad_enabled, no_grad
 from .autograd.ops import (
     abs,

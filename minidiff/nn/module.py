@@ -179,6 +179,8 @@ class Module:
         if not self._modules:
             return head + (f"  # {own:,} parameters" if own else "")
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, p in self._parameters.items():
+            lines.append(f"  ({name}): Parameter{p.shape}")
         for name, module in self._modules.items():
             body = repr(module).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
