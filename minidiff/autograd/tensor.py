@@ -87,8 +87,8 @@ def as_array(data, dtype=None, device: str | None = None):
     """An array on ``device`` from ``data`` (array, scalar or nested list).
 
     Floating-point data becomes float32 unless ``dtype`` says otherwise (a tensor keeps its own
-    dtype); integer and boolean data keep their dtype. Without ``device``, a CuPy array stays on the GPU and anything else goes to
-    the default device (``MINIDIFF_DEVICE``).
+    dtype); integer and boolean data keep their dtype. Without ``device``, a CuPy array stays on
+    the GPU and anything else goes to the default device (``MINIDIFF_DEVICE``).
     """
     if isinstance(data, Tensor):
         data, dtype = data.data, dtype or data.dtype
