@@ -125,6 +125,8 @@ def ddim_sample(
     parameterization: str = "eps",
     x_T=None,
     clip_x0: float | None = None,
+    known=None,
+    known_mask=None,
     device=None,
     dtype=None,
     generator=None,
@@ -132,7 +134,11 @@ def ddim_sample(
     return_trajectory: bool = False,
 ):
     """DDIM over a subsequence of timesteps (default: ``steps`` evenly spaced). eta = 0 is the
-    deterministic sampler; eta = 1 on the full sequence is DDPM with beta tilde."""
+    deterministic sampler; eta = 1 on the full sequence is DDPM with beta tilde.
+
+    Conditioning by replacement (eq-replacement): where ``known_mask`` is True, x_s is replaced
+    after every step by a fresh sample of q(x_s | known) (the known data itself at the end), so
+    the model fills in the rest consistently with it, e.g. the next frames of a clip."""
     seq = ddim_timesteps(len(schedule), steps) if timesteps is None else numpy.asarray(timesteps)
     xp, rng, x = _start(shape, x_T, device, dtype, generator)
     trajectory = [x.copy()] if return_trajectory else None
@@ -145,9 +151,19 @@ def ddim_sample(
             eps = (x - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
         noise = rng.standard_normal(x.shape, dtype=x.dtype) if eta > 0 and s >= 0 else None
         x = ddim_step(schedule, x0, eps, int(t), int(s), eta if s >= 0 else 0.0, noise)
+        if known is not None:
+            x = xp.where(known_mask, _noised(schedule, known, int(s), rng), x)
         if return_trajectory:
             trajectory.append(x.copy())
     return (x, trajectory) if return_trajectory else x
+
+
+def _noised(schedule: NoiseSchedule, x0, s: int, rng):
+    """A sample of q(x_s | x0) (eq-closed-form); x0 itself for s = -1."""
+    if s < 0:
+        return x0
+    noise = rng.standard_normal(x0.shape, dtype=x0.dtype)
+    return math.sqrt(schedule.alpha_bars[s]) * x0 + math.sqrt(1.0 - schedule.alpha_bars[s]) * noise
 
 
 @no_grad()

@@ -158,3 +158,29 @@ def test_ddim_timesteps_are_an_even_subsequence():
     assert seq[0] == 0 and seq[-1] == 999 and len(seq) == 50 and (np.diff(seq) > 0).all()
     with pytest.raises(ValueError, match="steps"):
         samplers.ddim_timesteps(10, 20)
+
+
+def test_replacement_keeps_the_known_part_and_fills_the_rest():
+    """(eq-replacement): the known entries come out exactly, and for data with independent
+    coordinates (one isotropic Gaussian) the free coordinate still follows the data's law."""
+    schedule = schedules.cosine(1000)
+    gaussian = GaussianMixture(weights=[1.0], means=[[1.5]], stds=[0.5])
+    known = np.zeros((N, 2))
+    known[:, 0] = 0.7
+    mask = np.zeros((N, 2), dtype=bool)
+    mask[:, 0] = True
+    md.manual_seed(12)
+    x = samplers.ddim_sample(
+        gaussian.eps_model(schedule),
+        schedule,
+        (N, 2),
+        steps=50,
+        known=known,
+        known_mask=mask,
+        dtype=np.float64,
+        device="cpu",
+        progress=False,
+    )
+    np.testing.assert_array_equal(x[:, 0], 0.7)
+    reference = 1.5 + 0.5 * np.random.default_rng(13).standard_normal(N)
+    assert ks_statistic(x[:, 1], reference) < KS_CRITICAL
