@@ -80,12 +80,15 @@ def ddpm_sample(
             x0 = xp.clip(x0, -clip_x0, clip_x0)
         mean, posterior_variance, _ = q_posterior(schedule, x0, x, t)
         if variance == "small":
-            var = posterior_variance
+            std = xp.sqrt(posterior_variance)
         else:
-            var = schedule.betas[step] if step > 0 else schedule.posterior_variance[min(1, T - 1)]
+            # a Python float: a NumPy float64 scalar would turn float32 samples into float64
+            std = math.sqrt(
+                schedule.betas[step] if step > 0 else schedule.posterior_variance[min(1, T - 1)]
+            )
         x = mean
         if step > 0:
-            x = x + xp.sqrt(var) * rng.standard_normal(x.shape, dtype=x.dtype)
+            x = x + std * rng.standard_normal(x.shape, dtype=x.dtype)
         if return_trajectory:
             trajectory.append(x.copy())
     return (x, trajectory) if return_trajectory else x
@@ -148,7 +151,8 @@ def ddim_sample(
         x0, eps = to_x0_and_eps(schedule, x, tt, _predict(model, x, tt), parameterization)
         if clip_x0 is not None:
             x0 = xp.clip(x0, -clip_x0, clip_x0)
-            eps = (x - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
+            a, s_ = float(schedule.sqrt_alpha_bars[t]), float(schedule.sqrt_one_minus_alpha_bars[t])
+            eps = (x - a * x0) / s_
         noise = rng.standard_normal(x.shape, dtype=x.dtype) if eta > 0 and s >= 0 else None
         x = ddim_step(schedule, x0, eps, int(t), int(s), eta if s >= 0 else 0.0, noise)
         if known is not None:

@@ -184,3 +184,28 @@ def test_replacement_keeps_the_known_part_and_fills_the_rest():
     np.testing.assert_array_equal(x[:, 0], 0.7)
     reference = 1.5 + 0.5 * np.random.default_rng(13).standard_normal(N)
     assert ks_statistic(x[:, 1], reference) < KS_CRITICAL
+
+
+@pytest.mark.parametrize(
+    "sampler", ["ddpm_large", "ddpm_small", "ddim_clipped", "ddim_eta", "flow"]
+)
+def test_samplers_keep_float32(sampler):
+    schedule = schedules.cosine(20)
+    model = MIXTURE.eps_model(schedule)
+    md.manual_seed(0)
+    run = {
+        "ddpm_large": lambda: samplers.ddpm_sample(
+            model, schedule, (4, 1), variance="large", clip_x0=1.0, progress=False
+        ),
+        "ddpm_small": lambda: samplers.ddpm_sample(model, schedule, (4, 1), progress=False),
+        "ddim_clipped": lambda: samplers.ddim_sample(
+            model, schedule, (4, 1), steps=5, clip_x0=1.0, progress=False
+        ),
+        "ddim_eta": lambda: samplers.ddim_sample(
+            model, schedule, (4, 1), steps=5, eta=0.5, progress=False
+        ),
+        "flow": lambda: samplers.flow_euler_sample(
+            MIXTURE.velocity_model(), (4, 1), steps=5, progress=False
+        ),
+    }[sampler]
+    assert run().dtype == np.float32
