@@ -62,7 +62,7 @@ def diffusion_loss(
     }
     if target not in wanted:
         raise ValueError(f"target must be 'eps', 'x0' or 'v', got {target!r}")
-    error = model(Tensor(x_t), t) - wanted[target]()
+    error = model(Tensor(x_t, dtype=x_t.dtype), t) - wanted[target]()
     squared = error * error
     if min_snr_gamma is not None:
         squared = squared * min_snr_weight(schedule, t, data, target, min_snr_gamma)
@@ -79,5 +79,5 @@ def flow_matching_loss(model, x0, t=None, noise=None, generator=None) -> Tensor:
     if noise is None:
         noise = rng.standard_normal(data.shape, dtype=data.dtype)
     x_t, velocity = flow_interpolate(data, noise, t)
-    error = model(Tensor(x_t), t) - velocity
+    error = model(Tensor(x_t, dtype=x_t.dtype), t) - velocity
     return (error * error).mean()

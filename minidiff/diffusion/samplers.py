@@ -21,7 +21,7 @@ from .schedules import NoiseSchedule
 
 
 def _predict(model, x, t):
-    out = model(Tensor(x), t)
+    out = model(Tensor(x, dtype=x.dtype), t)
     return out.data if isinstance(out, Tensor) else out
 
 
@@ -104,6 +104,8 @@ def ddim_timesteps(num_timesteps: int, steps: int) -> numpy.ndarray:
 def ddim_sigma(schedule: NoiseSchedule, t: int, s: int, eta: float) -> float:
     """(eq-ddim-sigma): sigma = eta sqrt((1 - a_s) / (1 - a_t)) sqrt(1 - a_t / a_s), a = alpha_bar,
     for a step from t down to s (s = -1 is the data, a_s = 1)."""
+    if eta == 0:
+        return 0.0
     a_t = schedule.alpha_bars[t]
     a_s = schedule.alpha_bars[s] if s >= 0 else 1.0
     return eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))

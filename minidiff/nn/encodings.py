@@ -68,8 +68,10 @@ def sincos_1d(positions, dim: int, max_period: float = 10000.0) -> numpy.ndarray
 
 
 def split_width(dim: int, time_fraction: float = 0.25) -> tuple[int, int, int]:
-    """How a width is shared by the axes (t, i, j): about ``time_fraction`` to time, the rest
-    equally to rows and columns; every part even (each holds sine-cosine pairs)."""
+    """How a width is shared by the axes (t, i, j): about ``time_fraction`` to time (an even
+    number, at least 2 when the fraction is positive), and the rest to rows and columns, split
+    as evenly as whole sine-cosine pairs allow (rows get the smaller half when the pairs are
+    odd), e.g. 64 -> (16, 24, 24), 24 -> (6, 8, 10)."""
     time = 2 * max(1, round(dim * time_fraction / 2)) if time_fraction > 0 else 0
     space = (dim - time) // 4 * 2
     row, column = space, dim - time - space

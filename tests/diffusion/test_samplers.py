@@ -209,3 +209,19 @@ def test_samplers_keep_float32(sampler):
         ),
     }[sampler]
     assert run().dtype == np.float32
+
+
+def test_float64_sampling_stays_float64():
+    schedule = schedules.cosine(20)
+    oracle = MIXTURE.eps_model(schedule)
+    seen = set()
+
+    def model(x, t):
+        seen.add(x.dtype)
+        return oracle(x, t)
+
+    out = samplers.ddim_sample(
+        model, schedule, (3, 1), steps=4, dtype=np.float64, device="cpu", progress=False
+    )
+    assert seen == {np.dtype(np.float64)} and out.dtype == np.float64
+    assert samplers.ddim_sigma(schedule, 3, 7, 0.0) == 0.0  # upward steps are fine at eta = 0
