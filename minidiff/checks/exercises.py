@@ -8,13 +8,19 @@ suite checks the library's own ops on (``OP_SPECS``), so notebooks and tests sha
 Exercise 3 (chapter 3) asks for the backward of layer normalization
 (:func:`check_layernorm_backward`, against central differences of the library's ``layer_norm``)
 and for one AdamW step (:func:`check_adamw_step`, against the closed form and against
-``minidiff.optim.AdamW``).
+``minidiff.optim.AdamW``). Exercises 6 to 8 (chapters 6 to 8) ask for the diffusion formulas:
+the closed form and one step of the forward chain (:func:`check_q_sample`,
+:func:`check_q_step`, against the library and against Monte Carlo runs of the chain), the
+posterior and its noise form (:func:`check_q_posterior`, :func:`check_posterior_mean_from_eps`,
+against Bayes' rule by completing the square), and the DDIM step (:func:`check_ddim_sigma`,
+:func:`check_ddim_step`, against DDPM's step at eta = 1 and the closed form at eta = 0).
 """
 
 from __future__ import annotations
 
 import inspect
 import io
+import math
 import textwrap
 import tokenize
 from collections.abc import Callable
@@ -28,6 +34,7 @@ from hypothesis.extra import numpy as hnp
 from .. import backend
 from ..autograd import ops
 from ..autograd.tensor import Tensor
+from ..diffusion import process, samplers, schedules
 from ..nn import Parameter
 from ..nn import functional as nn_functional
 from ..optim import AdamW
@@ -52,6 +59,20 @@ EQUATIONS = {
     "eq-adamw": "m' = b1 m + (1 - b1) g;  v' = b2 v + (1 - b2) g^2;  m_hat = m' / (1 - b1^t);  "
     "v_hat = v' / (1 - b2^t);  p' = p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps): the decay "
     "multiplies p and never enters m or v",
+    "eq-forward-step": "x_t = sqrt(1 - beta) x_prev + sqrt(beta) noise, with beta = betas[t] "
+    "for each example, shaped (B, 1, ..., 1) to broadcast over the example's entries",
+    "eq-closed-form": "x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) noise, with alpha_bar = "
+    "alpha_bars[t] for each example (code index t is the book's step t + 1): the law of t + 1 "
+    "steps of the chain in one jump",
+    "eq-posterior": "with beta = betas[t], alpha = 1 - beta, ab = alpha_bars[t] and ab_prev = "
+    "alpha_bars[t - 1] (1 at t = 0): mean = sqrt(ab_prev) beta / (1 - ab) x0 + sqrt(alpha) "
+    "(1 - ab_prev) / (1 - ab) x_t and variance = beta tilde = (1 - ab_prev) / (1 - ab) beta",
+    "eq-posterior-mean-eps": "mean = (x_t - beta / sqrt(1 - alpha_bar) eps) / sqrt(alpha), with "
+    "beta = betas[t], alpha = 1 - beta, alpha_bar = alpha_bars[t]",
+    "eq-ddim-sigma": "sigma = eta sqrt((1 - a_s) / (1 - a_t)) sqrt(1 - a_t / a_s), with "
+    "a = alpha_bars (a_s = 1 for s = -1)",
+    "eq-ddim-step": "x_s = sqrt(a_s) x0 + sqrt(1 - a_s - sigma^2) eps + sigma noise, with "
+    "a = alpha_bars (a_s = 1 for s = -1) and sigma from (eq-ddim-sigma)",
 }
 
 # Six significant digits show a wrong value and keep a small array on one line.
@@ -718,5 +739,501 @@ def check_adamw_step(
         _adamw_cases(),
         statement=EQUATIONS["eq-adamw"],
         describe=_describe_adamw,
+        max_examples=max_examples,
+    )
+
+
+# ============================================================================================
+# exercises 6, 7 and 8: the forward chain, the posterior, and the DDIM step
+# ============================================================================================
+# Schedules are small (T <= 100) so that a Monte Carlo run of the whole chain costs little, and
+# include zero terminal SNR (alpha_bar_T = 0, beta_T = 1), the edge case of every formula.
+
+_SCHEDULES = {
+    "linear(50, scale_to_T=True)": lambda: schedules.linear(50, scale_to_T=True),
+    "cosine(20)": lambda: schedules.cosine(20),
+    "cosine(100)": lambda: schedules.cosine(100),
+    "sigmoid(40)": lambda: schedules.sigmoid(40),
+    "rescale_zero_terminal_snr(cosine(30))": lambda: schedules.rescale_zero_terminal_snr(
+        schedules.cosine(30)
+    ),
+}
+_BUILT: dict = {}
+
+
+def _schedule(name: str):
+    if name not in _BUILT:
+        _BUILT[name] = _SCHEDULES[name]()
+    return _BUILT[name]
+
+
+@dataclass(frozen=True)
+class _DiffusionCase:
+    """A schedule (by name), a batch of data-shaped arrays, and timesteps (one per example)."""
+
+    schedule: str
+    arrays: dict
+    t: numpy.ndarray
+    params: dict
+
+    @property
+    def sched(self):
+        return _schedule(self.schedule)
+
+
+@st.composite
+def _diffusion_cases(draw, names: tuple, keep_alpha_positive: bool = False):
+    """Arrays named ``names`` of one shape (B, ...) with B in 1..3, and integer timesteps t of
+    shape (B,) valid for the drawn schedule (with alpha_t > 0 if ``keep_alpha_positive``)."""
+    schedule = draw(st.sampled_from(sorted(_SCHEDULES)))
+    sched = _schedule(schedule)
+    batch = draw(st.integers(1, 3))
+    rest = draw(S.shapes(max_dims=2, min_side=1, max_side=3))
+    shape = (batch, *rest)
+    top = len(sched) - 1
+    if keep_alpha_positive and sched.alphas[top] == 0:
+        top -= 1
+    t = numpy.array(draw(st.lists(st.integers(0, top), min_size=batch, max_size=batch)))
+    arrays = {name: draw(S.arrays(shape, -2.0, 2.0)) for name in names}
+    return _DiffusionCase(schedule, arrays, t, {})
+
+
+def _describe_diffusion(case: _DiffusionCase) -> str:
+    lines = [f"schedule = {case.schedule}  (T = {len(case.sched)})"]
+    lines += [f"{name} = {_show(a)}" for name, a in case.arrays.items()]
+    lines.append(f"t = {case.t.tolist()}  (code indices: t = 0 is the book's step 1)")
+    lines += [f"{k} = {v!r}" for k, v in case.params.items()]
+    return "\n".join(lines)
+
+
+def _per_example(values: numpy.ndarray, like: numpy.ndarray) -> numpy.ndarray:
+    """One value per example, shaped (B, 1, ..., 1) to broadcast against ``like``."""
+    return values.reshape(values.shape + (1,) * (like.ndim - 1))
+
+
+def _chain_coefficients(sched, t: numpy.ndarray):
+    """sqrt(alpha_bar) and 1 - alpha_bar at code index t, by composing t + 1 steps of the chain
+    (eq-forward-step) on the mean coefficient and the variance, not from alpha_bars."""
+    mean, var = numpy.ones(t.shape), numpy.zeros(t.shape)
+    for step in range(int(t.max()) + 1):
+        active = step <= t
+        beta = sched.betas[step]
+        mean = numpy.where(active, numpy.sqrt(1.0 - beta) * mean, mean)
+        var = numpy.where(active, (1.0 - beta) * var + beta, var)
+    return mean, var
+
+
+def _moments_agree(what: str, samples, mean, var, reference: str) -> None:
+    """Raise :class:`Mismatch` unless the sample mean and variance of ``samples`` (n, ...) are
+    within six standard errors of ``mean`` and ``var`` (per entry)."""
+    n = samples.shape[0]
+    got_mean, got_var = samples.mean(axis=0), samples.var(axis=0)
+    mean_tol = 6.0 * numpy.sqrt(var / n) + 1e-12
+    var_tol = 6.0 * var * numpy.sqrt(2.0 / n) + 1e-12
+    for name, got, want, tol in (
+        ("mean", got_mean, mean, mean_tol),
+        ("variance", got_var, var, var_tol),
+    ):
+        want = numpy.broadcast_to(want, got.shape)
+        bad = numpy.abs(got - want) > numpy.broadcast_to(tol, got.shape)
+        if bad.any():
+            i = tuple(int(k) for k in numpy.argwhere(bad)[0])
+            allowed = numpy.broadcast_to(tol, got.shape)[i]
+            entry = f" of entry {i}" if i else ""
+            raise Mismatch(
+                f"{what}: over {n} draws, the {name}{entry} is {got[i]:.6g}, but "
+                f"{reference} gives {want[i]:.6g} (allowed: +-{allowed:.2g})"
+            )
+
+
+_MONTE_CARLO_DRAWS = 2000
+
+
+def check_q_sample(fn: Callable, exercise: str = "6.1", max_examples: int = DEFAULT_EXAMPLES):
+    """``fn(alpha_bars, x0, t, noise)`` returns x_t by the closed form (eq-closed-form).
+
+    It must agree (to 1e-9 relative) with the composed chain's mean coefficient and variance,
+    computed by running the recursion of (eq-forward-step), and with the library's ``q_sample``;
+    and over 2000 fresh noises its moments must match those of 2000 runs of the chain, one step
+    at a time, from the first example.
+    """
+    device = backend.default_device()
+    xp = backend.module_for(device)
+
+    def prop(case: _DiffusionCase):
+        sched, x0, noise, t = case.sched, case.arrays["x0"], case.arrays["noise"], case.t
+        got = fn(xp.asarray(sched.alpha_bars), xp.array(x0), xp.asarray(t), xp.array(noise))
+        got = _check_result("x_t", got, x0.shape, device)
+        mean, var = _chain_coefficients(sched, t)
+        chain = _per_example(mean, x0) * x0 + _per_example(numpy.sqrt(var), x0) * noise
+        _compare("x_t (against t + 1 composed steps of the chain)", got, chain, 1e-9, 1e-12)
+        library = process.q_sample(sched, x0, t, noise)
+        _compare("x_t (against minidiff's q_sample)", got, library, 1e-9, 1e-12)
+        # Monte Carlo: the student's jump against the chain walked one step at a time.
+        rng = numpy.random.default_rng(int(t[0]))
+        n = _MONTE_CARLO_DRAWS
+        start = numpy.broadcast_to(x0[:1], (n, *x0.shape[1:]))
+        fresh = rng.standard_normal(start.shape)
+        jumps = _host(
+            fn(
+                xp.asarray(sched.alpha_bars),
+                xp.array(start),
+                xp.asarray(numpy.full(n, t[0])),
+                xp.array(fresh),
+            )
+        )
+        walked = numpy.array(start)
+        for step in range(int(t[0]) + 1):
+            beta = sched.betas[step]
+            walked = numpy.sqrt(1 - beta) * walked + numpy.sqrt(beta) * rng.standard_normal(
+                start.shape
+            )
+        _moments_agree(
+            f"x_t for the first example (t = {t[0]})",
+            jumps,
+            walked.mean(axis=0),
+            walked.var(axis=0),
+            f"walking the chain {int(t[0]) + 1} steps",
+        )
+
+    return grade(
+        exercise,
+        "the closed form q_sample",
+        "eq-closed-form",
+        prop,
+        _diffusion_cases(("x0", "noise")),
+        statement=EQUATIONS["eq-closed-form"],
+        describe=_describe_diffusion,
+        max_examples=max_examples,
+    )
+
+
+def check_q_step(fn: Callable, exercise: str = "6.2", max_examples: int = DEFAULT_EXAMPLES):
+    """``fn(betas, x_prev, t, noise)`` returns one Markov step x_t (eq-forward-step).
+
+    It must agree with the formula and with the library's ``q_step`` (to 1e-9 relative); and
+    composing it from step 0 to t over 2000 runs must give the moments of the closed form,
+    sqrt(alpha_bar_t) x_0 and 1 - alpha_bar_t.
+    """
+    device = backend.default_device()
+    xp = backend.module_for(device)
+
+    def prop(case: _DiffusionCase):
+        sched, x, noise, t = case.sched, case.arrays["x_prev"], case.arrays["noise"], case.t
+        betas = xp.asarray(sched.betas)
+        got = fn(betas, xp.array(x), xp.asarray(t), xp.array(noise))
+        got = _check_result("x_t", got, x.shape, device)
+        beta = _per_example(sched.betas[t], x)
+        _compare("x_t", got, numpy.sqrt(1 - beta) * x + numpy.sqrt(beta) * noise, 1e-9, 1e-12)
+        _compare(
+            "x_t (against minidiff's q_step)", got, process.q_step(sched, x, t, noise), 1e-9, 1e-12
+        )
+        rng = numpy.random.default_rng(int(t[0]))
+        n = _MONTE_CARLO_DRAWS
+        start = numpy.broadcast_to(x[:1], (n, *x.shape[1:]))
+        walked = xp.array(start)
+        for step in range(int(t[0]) + 1):
+            walked = fn(
+                betas,
+                walked,
+                xp.asarray(numpy.full(n, step)),
+                xp.asarray(rng.standard_normal(start.shape)),
+            )
+        a_bar = sched.alpha_bars[t[0]]
+        _moments_agree(
+            f"composing your step from t = 0 to t = {t[0]}, starting at the first example",
+            _host(walked),
+            numpy.sqrt(a_bar) * start[0],
+            numpy.full(start.shape[1:], 1.0 - a_bar),
+            "the closed form (eq-closed-form)",
+        )
+
+    return grade(
+        exercise,
+        "one step q_step",
+        "eq-forward-step",
+        prop,
+        _diffusion_cases(("x_prev", "noise")),
+        statement=EQUATIONS["eq-forward-step"],
+        describe=_describe_diffusion,
+        max_examples=max_examples,
+    )
+
+
+def _bayes_posterior(sched, x0, x_t, t):
+    """Mean and variance of q(x_{t-1} | x_t, x0) from completing the square in the product
+    q(x_t | x_{t-1}) q(x_{t-1} | x0): precision alpha / beta + 1 / (1 - ab_prev), mean =
+    (sqrt(alpha) x_t / beta + sqrt(ab_prev) x0 / (1 - ab_prev)) / precision; at t = 0 the
+    second factor is a point mass at x0, so the posterior is x0 with variance 0."""
+    beta = _per_example(sched.betas[t], x0)
+    alpha = 1.0 - beta
+    ab_prev = _per_example(sched.alpha_bars_prev[t], x0)
+    first = ab_prev == 1.0
+    spread = numpy.where(first, 1.0, 1.0 - ab_prev)
+    precision = alpha / beta + 1.0 / spread
+    mean = (numpy.sqrt(alpha) * x_t / beta + numpy.sqrt(ab_prev) * x0 / spread) / precision
+    variance = numpy.broadcast_to(1.0 / precision, x0.shape)
+    return numpy.where(first, x0, mean), numpy.where(first, 0.0, variance)
+
+
+def check_q_posterior(fn: Callable, exercise: str = "7.1", max_examples: int = DEFAULT_EXAMPLES):
+    """``fn(betas, x0, x_t, t)`` returns (mean, variance) of q(x_{t-1} | x_t, x0) (eq-posterior);
+    the variance may have shape (B, 1, ..., 1) or the data's shape.
+
+    Both must agree (to 1e-9 relative) with Bayes' rule by completing the square, computed
+    independently as precision and precision-weighted mean, and with the library's
+    ``q_posterior``.
+    """
+    device = backend.default_device()
+    xp = backend.module_for(device)
+
+    def prop(case: _DiffusionCase):
+        sched, x0, x_t, t = case.sched, case.arrays["x0"], case.arrays["x_t"], case.t
+        returned = fn(xp.asarray(sched.betas), xp.array(x0), xp.array(x_t), xp.asarray(t))
+        mean, variance = _results(returned, ("mean", "variance"))
+        mean = _check_result("the mean", mean, x0.shape, device)
+        if not hasattr(variance, "shape"):
+            raise Mismatch(f"the variance is a {type(variance).__name__}, not an array")
+        try:
+            full = xp.broadcast_to(variance, x0.shape)
+        except ValueError:
+            raise Mismatch(
+                f"the variance has shape {tuple(variance.shape)}, which does not broadcast to "
+                f"the data's shape {x0.shape}: give one value per example, shaped (B, 1, ..., 1)"
+            ) from None
+        variance = _check_result("the variance", full, x0.shape, device)
+        want_mean, want_var = _bayes_posterior(sched, x0, x_t, t)
+        _compare("the variance (against Bayes' rule)", variance, want_var, 1e-9, 1e-15)
+        _compare("the mean (against Bayes' rule)", mean, want_mean, 1e-9, 1e-12)
+        lib_mean, lib_var, _ = process.q_posterior(sched, x0, x_t, t)
+        _compare(
+            "the variance (against minidiff's q_posterior)",
+            variance,
+            numpy.broadcast_to(lib_var, x0.shape),
+            1e-9,
+            1e-15,
+        )
+        _compare("the mean (against minidiff's q_posterior)", mean, lib_mean, 1e-9, 1e-12)
+
+    return grade(
+        exercise,
+        "the posterior q(x_{t-1} | x_t, x_0)",
+        "eq-posterior",
+        prop,
+        _diffusion_cases(("x0", "x_t")),
+        statement=EQUATIONS["eq-posterior"],
+        describe=_describe_diffusion,
+        max_examples=max_examples,
+    )
+
+
+def check_posterior_mean_from_eps(
+    fn: Callable, exercise: str = "7.2", max_examples: int = DEFAULT_EXAMPLES
+):
+    """``fn(betas, x_t, t, eps)`` returns the posterior mean written through the noise
+    (eq-posterior-mean-eps).
+
+    With x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps it must equal the posterior mean of
+    x0 by Bayes' rule, and it must agree with the library's ``posterior_mean_from_eps`` (to
+    1e-9 relative), for any x_t and eps.
+    """
+    device = backend.default_device()
+    xp = backend.module_for(device)
+
+    def prop(case: _DiffusionCase):
+        sched, x0, eps, t = case.sched, case.arrays["x0"], case.arrays["eps"], case.t
+        x_t = process.q_sample(sched, x0, t, eps)
+        got = fn(xp.asarray(sched.betas), xp.array(x_t), xp.asarray(t), xp.array(eps))
+        got = _check_result("the mean", got, x0.shape, device)
+        want, _ = _bayes_posterior(sched, x0, x_t, t)
+        _compare(
+            "the mean (against Bayes' rule with x0 = (x_t - sqrt(1 - alpha_bar) eps) / "
+            "sqrt(alpha_bar))",
+            got,
+            want,
+            1e-7,
+            1e-9,
+        )
+        library = process.posterior_mean_from_eps(sched, x_t, t, eps)
+        _compare("the mean (against minidiff's posterior_mean_from_eps)", got, library, 1e-9, 1e-12)
+
+    return grade(
+        exercise,
+        "the posterior mean from the noise",
+        "eq-posterior-mean-eps",
+        prop,
+        _diffusion_cases(("x0", "eps"), keep_alpha_positive=True),
+        statement=EQUATIONS["eq-posterior-mean-eps"],
+        describe=_describe_diffusion,
+        max_examples=max_examples,
+    )
+
+
+@st.composite
+def _ddim_cases(draw, names: tuple = ()):
+    """A schedule, a step from code index t down to s (-1 <= s < t; s = -1 is the data), eta,
+    and arrays named ``names`` of one shape."""
+    schedule = draw(st.sampled_from(sorted(_SCHEDULES)))
+    T = len(_schedule(schedule))
+    t = draw(st.integers(0, T - 1))
+    s = draw(st.integers(-1, t - 1))
+    eta = draw(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)))
+    shape = draw(S.shapes(min_dims=1, max_dims=2, min_side=1, max_side=3))
+    arrays = {name: draw(S.arrays(shape, -2.0, 2.0)) for name in names}
+    return _DiffusionCase(schedule, arrays, numpy.array([t]), {"t": t, "s": s, "eta": eta})
+
+
+def _describe_ddim(case: _DiffusionCase) -> str:
+    lines = [f"schedule = {case.schedule}  (T = {len(case.sched)})"]
+    lines += [f"{name} = {_show(a)}" for name, a in case.arrays.items()]
+    lines += [f"{k} = {v!r}" for k, v in case.params.items()]
+    lines.append("(code indices: t = 0 is the book's step 1; s = -1 is the data, alpha_bar = 1)")
+    return "\n".join(lines)
+
+
+def _number(what: str, value) -> float:
+    if isinstance(value, Tensor):
+        value = value.data
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Mismatch(f"{what} should be a number, got {type(value).__name__}") from None
+
+
+def check_ddim_sigma(fn: Callable, exercise: str = "8.1", max_examples: int = DEFAULT_EXAMPLES):
+    """``fn(alpha_bars, t, s, eta)`` returns the DDIM noise level sigma (eq-ddim-sigma) for a
+    step from code index t down to s (s = -1: the data, alpha_bar = 1).
+
+    It must agree with the library's ``ddim_sigma``; with eta = 1 on a single step (s = t - 1)
+    sigma^2 must be the DDPM posterior variance beta tilde (eq-posterior); with eta = 0 it must
+    be 0; and it must be proportional to eta.
+    """
+
+    def prop(case: _DiffusionCase):
+        sched, p = case.sched, case.params
+        t, s, eta = p["t"], p["s"], p["eta"]
+        got = _number("sigma", fn(sched.alpha_bars.copy(), t, s, eta))
+        want = samplers.ddim_sigma(sched, t, s, eta)
+        _compare(
+            "sigma (against minidiff's ddim_sigma)",
+            numpy.array(got),
+            numpy.array(want),
+            1e-9,
+            1e-12,
+        )
+        one = _number("sigma", fn(sched.alpha_bars.copy(), t, t - 1, 1.0))
+        _compare(
+            f"sigma^2 for eta = 1 and s = t - 1 = {t - 1} (against beta tilde, eq-posterior)",
+            numpy.array(one**2),
+            numpy.array(sched.posterior_variance[t]),
+            1e-9,
+            1e-15,
+        )
+        zero = _number("sigma", fn(sched.alpha_bars.copy(), t, s, 0.0))
+        _compare("sigma for eta = 0", numpy.array(zero), numpy.array(0.0), 0.0, 0.0)
+        unit = _number("sigma", fn(sched.alpha_bars.copy(), t, s, 1.0))
+        _compare(
+            "sigma (against eta times sigma at eta = 1)",
+            numpy.array(got),
+            numpy.array(eta * unit),
+            1e-9,
+            1e-12,
+        )
+
+    return grade(
+        exercise,
+        "the DDIM noise level sigma",
+        "eq-ddim-sigma",
+        prop,
+        _ddim_cases(),
+        statement=EQUATIONS["eq-ddim-sigma"],
+        describe=_describe_ddim,
+        max_examples=max_examples,
+    )
+
+
+def check_ddim_step(fn: Callable, exercise: str = "8.2", max_examples: int = DEFAULT_EXAMPLES):
+    """``fn(alpha_bars, x0, eps, t, s, eta, noise)`` returns x_s of one DDIM step from code
+    index t down to s, from the predicted x0 and eps (eq-ddim-step).
+
+    It must agree with the library's ``ddim_step``; keep the marginal q(x_s | x0): coefficient
+    sqrt(a_s) on x0, and the squares of the coefficients on eps and noise adding to 1 - a_s;
+    with eta = 0 move along the closed form (x_s = sqrt(a_s) x0 + sqrt(1 - a_s) eps, the same
+    eps, so that sampling can be run backwards: inversion); and with eta = 1 on one step be
+    DDPM's step: the posterior mean (eq-posterior) plus sqrt(beta tilde) noise.
+    """
+    device = backend.default_device()
+    xp = backend.module_for(device)
+
+    def prop(case: _DiffusionCase):
+        sched, p = case.sched, case.params
+        t, s, eta = p["t"], p["s"], p["eta"]
+        x0, eps, noise = (case.arrays[k] for k in ("x0", "eps", "noise"))
+        a_s = sched.alpha_bars[s] if s >= 0 else 1.0
+        zeros, ones = numpy.zeros(x0.shape), numpy.ones(x0.shape)
+
+        def step(x0_, eps_, noise_, t_=t, s_=s, eta_=eta):
+            got = fn(
+                sched.alpha_bars.copy(),
+                xp.array(x0_),
+                xp.array(eps_),
+                t_,
+                s_,
+                eta_,
+                xp.array(noise_),
+            )
+            return _check_result("x_s", got, x0.shape, device)
+
+        got = step(x0, eps, noise)
+        library = samplers.ddim_step(sched, x0, eps, t, s, eta, noise)
+        _compare("x_s (against minidiff's ddim_step)", got, library, 1e-9, 1e-12)
+        on_x0 = step(ones, zeros, zeros)
+        on_eps = step(zeros, ones, zeros)
+        on_noise = step(zeros, zeros, ones)
+        _compare(
+            "the coefficient of x0 (it must be sqrt(a_s))",
+            on_x0,
+            math.sqrt(a_s) * ones,
+            1e-9,
+            1e-12,
+        )
+        _compare(
+            "(coefficient of eps)^2 + (coefficient of noise)^2, the variance of x_s given x0 "
+            "(it must be 1 - a_s, the closed form's)",
+            on_eps**2 + on_noise**2,
+            (1.0 - a_s) * ones,
+            1e-9,
+            1e-12,
+        )
+        deterministic = step(x0, eps, noise, eta_=0.0)
+        _compare(
+            "x_s for eta = 0 (against sqrt(a_s) x0 + sqrt(1 - a_s) eps: deterministic DDIM "
+            "keeps the noise, which is what makes inversion possible)",
+            deterministic,
+            math.sqrt(a_s) * x0 + math.sqrt(1.0 - a_s) * eps,
+            1e-9,
+            1e-12,
+        )
+        tt = numpy.array([t])
+        x_t = process.q_sample(sched, x0[None], tt, eps[None])[0]
+        posterior_mean, _, _ = process.q_posterior(sched, x0[None], x_t[None], tt)
+        ddpm = posterior_mean[0] + math.sqrt(sched.posterior_variance[t]) * noise
+        _compare(
+            f"x_s for eta = 1 and s = t - 1 = {t - 1} (against DDPM's step: the posterior mean "
+            "plus sqrt(beta tilde) noise)",
+            step(x0, eps, noise, s_=t - 1, eta_=1.0),
+            ddpm,
+            1e-9,
+            1e-12,
+        )
+
+    return grade(
+        exercise,
+        "one DDIM step",
+        "eq-ddim-step",
+        prop,
+        _ddim_cases(("x0", "eps", "noise")),
+        statement=EQUATIONS["eq-ddim-step"],
+        describe=_describe_ddim,
         max_examples=max_examples,
     )

@@ -7,6 +7,7 @@ shrunk counterexample, and pass a right one.
 """
 
 import importlib.util
+import math
 import re
 import subprocess
 import sys
@@ -52,7 +53,14 @@ def fresh_verdicts():
 
 
 def test_sources_exist():
-    assert {"ex01_arrays.md", "ex02_backward.md", "ex03_layers.md"} <= {p.name for p in SOURCES}
+    assert {
+        "ex01_arrays.md",
+        "ex02_backward.md",
+        "ex03_layers.md",
+        "ex06_forward.md",
+        "ex07_reverse.md",
+        "ex08_ddim.md",
+    } <= {p.name for p in SOURCES}
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
@@ -539,3 +547,190 @@ def test_adamw_closed_form_matches_the_library():
     np.testing.assert_allclose(param.data, want_p, rtol=1e-12)
     np.testing.assert_allclose(state["exp_avg"], want_m, rtol=1e-12)
     np.testing.assert_allclose(state["exp_avg_sq"], want_v, rtol=1e-12)
+
+
+# --- exercises 6 to 8: the forward chain, the posterior, the DDIM step -------------------------
+
+
+def _per_example(values, like):
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def q_sample_correct(alpha_bars, x0, t, noise):
+    xp = md.backend.xp_of(x0)
+    alpha_bar = _per_example(alpha_bars[t], x0)
+    return xp.sqrt(alpha_bar) * x0 + xp.sqrt(1.0 - alpha_bar) * noise
+
+
+def q_sample_without_root(alpha_bars, x0, t, noise):
+    """alpha_bar instead of sqrt(alpha_bar) as the signal's coefficient."""
+    xp = md.backend.xp_of(x0)
+    alpha_bar = _per_example(alpha_bars[t], x0)
+    return alpha_bar * x0 + xp.sqrt(1.0 - alpha_bar) * noise
+
+
+def q_sample_one_step_late(alpha_bars, x0, t, noise):
+    """Reads the book's alpha_bar_t at code index t - 1 (alpha_bar_0 = 1): one step too few."""
+    xp = md.backend.xp_of(x0)
+    previous = xp.concatenate([xp.ones(1), alpha_bars[:-1]])
+    alpha_bar = _per_example(previous[t], x0)
+    return xp.sqrt(alpha_bar) * x0 + xp.sqrt(1.0 - alpha_bar) * noise
+
+
+def q_step_correct(betas, x_prev, t, noise):
+    xp = md.backend.xp_of(x_prev)
+    beta = _per_example(betas[t], x_prev)
+    return xp.sqrt(1.0 - beta) * x_prev + xp.sqrt(beta) * noise
+
+
+def q_step_variance_beta_squared(betas, x_prev, t, noise):
+    """Noise scaled by beta instead of sqrt(beta)."""
+    xp = md.backend.xp_of(x_prev)
+    beta = _per_example(betas[t], x_prev)
+    return xp.sqrt(1.0 - beta) * x_prev + beta * noise
+
+
+def q_step_without_shrinking(betas, x_prev, t, noise):
+    """The variance-exploding step: no sqrt(1 - beta) factor."""
+    xp = md.backend.xp_of(x_prev)
+    return x_prev + xp.sqrt(_per_example(betas[t], x_prev)) * noise
+
+
+def _coefficients(betas, t, like):
+    xp = md.backend.xp_of(betas)
+    alphas = 1.0 - betas
+    alpha_bars = xp.cumprod(alphas)
+    alpha_bars_prev = xp.concatenate([xp.ones(1), alpha_bars[:-1]])
+    return tuple(_per_example(a[t], like) for a in (betas, alphas, alpha_bars, alpha_bars_prev))
+
+
+def q_posterior_correct(betas, x0, x_t, t):
+    xp = md.backend.xp_of(x0)
+    beta, alpha, ab, ab_prev = _coefficients(betas, t, x0)
+    mean = (xp.sqrt(ab_prev) * beta * x0 + xp.sqrt(alpha) * (1.0 - ab_prev) * x_t) / (1.0 - ab)
+    return mean, (1.0 - ab_prev) / (1.0 - ab) * beta
+
+
+def q_posterior_variance_beta(betas, x0, x_t, t):
+    """The forward step's variance beta instead of beta tilde."""
+    mean, _ = q_posterior_correct(betas, x0, x_t, t)
+    return mean, _coefficients(betas, t, x0)[0]
+
+
+def q_posterior_mean_with_alpha_bar(betas, x0, x_t, t):
+    """sqrt(alpha_bar_t) instead of sqrt(alpha_bar_{t-1}) on x0."""
+    xp = md.backend.xp_of(x0)
+    beta, alpha, ab, ab_prev = _coefficients(betas, t, x0)
+    mean = (xp.sqrt(ab) * beta * x0 + xp.sqrt(alpha) * (1.0 - ab_prev) * x_t) / (1.0 - ab)
+    return mean, (1.0 - ab_prev) / (1.0 - ab) * beta
+
+
+def mean_from_eps_correct(betas, x_t, t, eps):
+    xp = md.backend.xp_of(x_t)
+    beta, alpha, ab, _ = _coefficients(betas, t, x_t)
+    return (x_t - beta / xp.sqrt(1.0 - ab) * eps) / xp.sqrt(alpha)
+
+
+def mean_from_eps_sqrt_beta(betas, x_t, t, eps):
+    """sqrt(beta) instead of beta / sqrt(1 - alpha_bar) on eps."""
+    xp = md.backend.xp_of(x_t)
+    beta, alpha, _, _ = _coefficients(betas, t, x_t)
+    return (x_t - xp.sqrt(beta) * eps) / xp.sqrt(alpha)
+
+
+def ddim_sigma_correct(alpha_bars, t, s, eta):
+    a_t, a_s = alpha_bars[t], (alpha_bars[s] if s >= 0 else 1.0)
+    return eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))
+
+
+def ddim_sigma_missing_ratio(alpha_bars, t, s, eta):
+    """Forgets the factor sqrt((1 - a_s) / (1 - a_t))."""
+    a_t, a_s = alpha_bars[t], (alpha_bars[s] if s >= 0 else 1.0)
+    return eta * math.sqrt(1.0 - a_t / a_s)
+
+
+def _ddim_step(sigma_fn, eps_coefficient):
+    def step(alpha_bars, x0, eps, t, s, eta, noise):
+        a_s = alpha_bars[s] if s >= 0 else 1.0
+        sigma = sigma_fn(alpha_bars, t, s, eta)
+        return math.sqrt(a_s) * x0 + eps_coefficient(a_s, sigma) * eps + sigma * noise
+
+    return step
+
+
+ddim_step_correct = _ddim_step(
+    ddim_sigma_correct, lambda a_s, sigma: math.sqrt(max(1.0 - a_s - sigma**2, 0.0))
+)
+# Keeps sqrt(1 - a_s) on eps whatever sigma: the noise is counted twice when eta > 0.
+ddim_step_noise_counted_twice = _ddim_step(
+    ddim_sigma_correct, lambda a_s, sigma: math.sqrt(1 - a_s)
+)
+# A correct step built on a wrong sigma.
+ddim_step_wrong_sigma = _ddim_step(
+    ddim_sigma_missing_ratio, lambda a_s, sigma: math.sqrt(max(1.0 - a_s - sigma**2, 0.0))
+)
+
+
+@pytest.mark.parametrize(
+    "check, correct",
+    [
+        (E.check_q_sample, q_sample_correct),
+        (E.check_q_step, q_step_correct),
+        (E.check_q_posterior, q_posterior_correct),
+        (E.check_posterior_mean_from_eps, mean_from_eps_correct),
+        (E.check_ddim_sigma, ddim_sigma_correct),
+        (E.check_ddim_step, ddim_step_correct),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
+def test_diffusion_checks_pass_a_correct_answer(check, correct):
+    verdict = check(correct)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize(
+    "check, wrong, equation, says",
+    [
+        (E.check_q_sample, q_sample_without_root, "eq-closed-form", "composed steps"),
+        (E.check_q_sample, q_sample_one_step_late, "eq-closed-form", "x_t"),
+        (E.check_q_step, q_step_variance_beta_squared, "eq-forward-step", "variance"),
+        (E.check_q_step, q_step_without_shrinking, "eq-forward-step", "x_t"),
+        (E.check_q_posterior, q_posterior_variance_beta, "eq-posterior", "the variance"),
+        (E.check_q_posterior, q_posterior_mean_with_alpha_bar, "eq-posterior", "the mean"),
+        (E.check_posterior_mean_from_eps, mean_from_eps_sqrt_beta, "eq-posterior-mean-eps", "mean"),
+        (E.check_ddim_sigma, ddim_sigma_missing_ratio, "eq-ddim-sigma", "beta tilde"),
+        (E.check_ddim_step, ddim_step_noise_counted_twice, "eq-ddim-step", "1 - a_s"),
+        (E.check_ddim_step, ddim_step_wrong_sigma, "eq-ddim-step", "x_s"),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
+def test_diffusion_checks_fail_a_typical_mistake(check, wrong, equation, says):
+    verdict = check(wrong)
+    assert verdict.status == "FAILED", verdict.message
+    assert "the smallest failing case found" in verdict.message
+    assert f"it must satisfy ({equation})" in verdict.message
+    assert says in verdict.message
+    # The counterexample is shrunk: a single example with a single entry.
+    assert "shape (1,)" in verdict.message or "shape ()" in verdict.message, verdict.message
+
+
+def test_diffusion_checks_not_done():
+    def stub(*args):
+        raise NotImplementedError("Exercise 6.1: write the closed form q_sample (eq-closed-form)")
+
+    for check in (E.check_q_sample, E.check_q_posterior, E.check_ddim_sigma, E.check_ddim_step):
+        verdict = check(stub)
+        assert verdict.status == "NOT DONE" and "Exercise 6.1" in verdict.message
+
+
+def test_q_sample_check_shows_the_schedule_and_the_index_convention():
+    verdict = E.check_q_sample(q_sample_without_root)
+    assert "schedule = " in verdict.message and "t = 0 is the book's step 1" in verdict.message
+
+
+def test_ddim_step_check_fails_a_float32_result():
+    def float32_step(*args):
+        return ddim_step_correct(*args).astype("float32")
+
+    verdict = E.check_ddim_step(float32_step)
+    assert verdict.status == "FAILED" and "must stay float64" in verdict.message
