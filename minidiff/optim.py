@@ -191,6 +191,11 @@ class EMA:
             shadow *= self.decay
             shadow += (1.0 - self.decay) * p.data
 
+    def copy_to(self, model) -> None:
+        """Put the averaged weights into ``model`` for good (e.g. after training)."""
+        for name, p in model.named_parameters():
+            p.data[...] = self.shadow[name]
+
     @contextlib.contextmanager
     def swapped(self, model):
         """Put the averaged weights into ``model`` for the block; restore the trained ones after."""

@@ -73,6 +73,7 @@ class Trainer:
     ``conditioner(ids, mask, drop)`` (e.g. a text encoder) turns caption ids (N, L) and their
     mask into tokens for the model; without it the model is unconditional and called as
     ``model(x_t, t)``. ``on_sample(trainer, step)`` is called every ``sample_every`` steps.
+    ``metadata`` (JSON-able) is saved with every checkpoint, e.g. what rebuilds the model.
     """
 
     def __init__(
@@ -86,8 +87,10 @@ class Trainer:
         ids=None,
         mask=None,
         on_sample=None,
+        metadata=None,
     ):
         self.model, self.schedule, self.config = model, schedule, config
+        self.metadata = dict(metadata or {})
         self.conditioner, self.on_sample = conditioner, on_sample
         self.out_dir = Path(out_dir)
         self.device = next(iter(model.parameters())).device
@@ -212,6 +215,7 @@ class Trainer:
             step=self.step,
             losses=list(self.losses),
             train_config=asdict(self.config),
+            meta=self.metadata,
             rng=True,
         )
 

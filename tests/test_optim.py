@@ -126,6 +126,8 @@ def test_ema_swap_restores_the_trained_weights():
     with ema.swapped(model):
         assert (model.weight.numpy() == 7.0).all()
     np.testing.assert_array_equal(model.weight.numpy(), trained)
+    ema.copy_to(model)
+    assert (model.weight.numpy() == 7.0).all()
 
 
 def test_warmup_cosine_schedule():

@@ -77,7 +77,7 @@ def train(
             rng=True,
             config={"hidden": hidden, "lr": lr, "seed": seed},
         )
-    model.load_state_dict(ema.shadow)  # evaluate and plot with the averaged weights
+    ema.copy_to(model)  # evaluate and plot with the averaged weights
     with md.no_grad():
         predicted = model(x).numpy().argmax(axis=1)
     accuracy = float((predicted == md.backend.to_numpy(y)).mean())

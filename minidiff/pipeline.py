@@ -1,0 +1,182 @@
+"""The text-to-video job end to end: train a preset, sample prompts, measure, report.
+
+``train_system`` builds the world's training clips and the system of a preset and trains it
+(resuming from the run folder's checkpoint if there is one). ``evaluate_system`` scores clips
+with the world's metrics on the in-distribution and out-of-distribution splits, for real clips
+(the ceiling), an untrained network (the floor) and the trained model, all asked for the same
+captions. ``write_report`` turns the numbers into ``metrics.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import backend
+from .metrics.video import evaluate_clips
+from .presets import Preset
+from .train import TrainConfig, Trainer
+from .video import TextToVideo
+from .world import make_dataset, to_signed
+from .world.preview import write_grid_gif
+
+DEMO_PROMPTS = (
+    ("a small red ball moves right", "id"),
+    ("a blue ball moves left", "id"),
+    ("a green ball falls and bounces", "id"),
+    ("a large yellow ball bounces to the left", "id"),
+    ("a cyan ball and a magenta ball move up", "id"),
+    ("a red ball moves left", "ood: held-out colour and motion pair"),
+)
+DATA_SEED, EVAL_SEED = 0, 1234
+
+
+def train_system(
+    preset: Preset, out_dir, resume: bool = True, progress: bool = True, on_sample=None
+) -> tuple[TextToVideo, Trainer, float]:
+    """Train ``preset`` into ``out_dir``; returns the system (with its EMA weights loaded), the
+    trainer and the wall time of this call's training in seconds."""
+    out_dir = Path(out_dir)
+    clips, captions, _ = make_dataset(
+        preset.train_clips, "train", preset.frames, preset.size, seed=DATA_SEED
+    )
+    backend.manual_seed(preset.train.get("seed", 0))
+    system = TextToVideo(preset)
+    ids, mask = system.tokenize(captions)
+    config = TrainConfig.from_dict(preset.train)
+    trainer = Trainer(
+        system.model,
+        system.schedule,
+        to_signed(clips),
+        config,
+        out_dir,
+        conditioner=system.encoder,
+        ids=ids,
+        mask=mask,
+        on_sample=on_sample,
+        metadata={**system.metadata(), "preset_overrides": _overrides(preset)},
+    )
+    if resume and trainer.checkpoint_path.exists():
+        print(f"resuming from {trainer.checkpoint_path} at step {trainer.resume()}")
+    started = time.perf_counter()
+    trainer.run(progress=progress)
+    seconds = time.perf_counter() - started
+    trainer.emas["model"].copy_to(system.model)
+    trainer.emas["conditioner"].copy_to(system.encoder)
+    return system, trainer, seconds
+
+
+def _overrides(preset: Preset) -> dict:
+    """What differs from the named preset (so a checkpoint rebuilds exactly this one)."""
+    from .presets import get_preset
+
+    base = get_preset(preset.name)
+    return {
+        name: getattr(preset, name)
+        for name in preset.__dataclass_fields__
+        if getattr(preset, name) != getattr(base, name)
+    }
+
+
+def evaluate_system(
+    system: TextToVideo,
+    untrained: TextToVideo | None = None,
+    splits=("id", "ood"),
+    clips_per_split: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Metrics of real clips, the untrained network and the model on each split, all for the
+    captions of the same held-out scenes."""
+    preset = system.preset
+    n = clips_per_split or preset.eval_clips
+    results = {}
+    for split in splits:
+        clips, captions, specs = make_dataset(n, split, preset.frames, preset.size, seed=EVAL_SEED)
+        entry = {"real": evaluate_clips(clips, specs)}
+        for name, candidate in (("untrained", untrained), ("model", system)):
+            if candidate is not None:
+                samples = candidate.sample(captions, seed=EVAL_SEED, progress=progress)
+                entry[name] = evaluate_clips(samples, specs)
+        results[split] = entry
+    return results
+
+
+def sample_demo_prompts(system: TextToVideo, path, seed: int = 0) -> Path:
+    """A grid GIF of the demo prompts (one clip each)."""
+    prompts = [p for p, _ in DEMO_PROMPTS]
+    clips = system.sample(prompts, seed=seed, progress=False)
+    labels = [f"{p} [{kind}]" if kind != "id" else p for p, kind in DEMO_PROMPTS]
+    return write_grid_gif(path, clips, labels, title="generated")
+
+
+ROWS = (
+    ("fidelity", "colour", "colour fidelity", "rate"),
+    ("fidelity", "direction", "direction fidelity", "rate"),
+    ("fidelity", "count", "count fidelity", "rate"),
+    ("fidelity", "bounce", "bounce fidelity", "rate"),
+    ("fidelity", "all", "all of the above", "rate"),
+    ("consistency", "permanence", "object permanence", "rate"),
+    ("consistency", "size_cv", "size variation (CV)", "lower"),
+    ("consistency", "colour_std", "colour drift (std)", "lower"),
+    ("consistency", "flicker", "background flicker (std)", "lower"),
+    ("physics", "velocity_error", "velocity error", "lower"),
+    ("physics", "gravity_error", "gravity error", "lower"),
+    ("physics", "restitution_error", "restitution error", "lower"),
+)
+
+
+def _cell(summary: dict | None, group: str, name: str) -> str:
+    if summary is None or name not in summary.get(group, {}):
+        return "-"
+    entry = summary[group][name]
+    if entry["mean"] is None:
+        return "n/a"
+    return f"{entry['mean']:.3f} ({entry['count']})"
+
+
+def write_report(out_dir, results: dict, info: dict) -> Path:
+    """``metrics.json`` (everything) and ``report.md`` (the table) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    (out_dir / "metrics.json").write_text(
+        json.dumps({"info": info, "results": results}, indent=2) + "\n"
+    )
+    lines = [f"# minidiff text-to-video report: preset `{info['preset']}`", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += [
+        "",
+        "Each cell is the mean over clips (in brackets: how many clips the metric "
+        "applies to). Real clips are the ceiling, the untrained network the floor.",
+        "",
+    ]
+    for split, entry in results.items():
+        columns = [name for name in ("real", "untrained", "model") if name in entry]
+        lines += [
+            f"## {split.upper()} ({entry['real']['clips']} scenes)",
+            "",
+            "| metric | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for group, name, label, kind in ROWS:
+            arrow = "higher is better" if kind == "rate" else "lower is better"
+            cells = [_cell(entry[c], group, name) for c in columns]
+            lines.append(f"| {label} ({arrow}) | " + " | ".join(cells) + " |")
+        lines.append("")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def headline(results: dict) -> dict:
+    """The target numbers: model's colour, direction and permanence rates per split."""
+    return {
+        split: {
+            name: entry.get("model", {}).get(group, {}).get(name, {}).get("mean")
+            for group, name in (
+                ("fidelity", "colour"),
+                ("fidelity", "direction"),
+                ("consistency", "permanence"),
+            )
+        }
+        for split, entry in results.items()
+    }

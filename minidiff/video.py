@@ -1,0 +1,148 @@
+"""The text-to-video system: tokenizer, text encoder, U-ViT and noise schedule together.
+
+``TextToVideo.sample(prompts)`` runs DDIM with classifier-free guidance (eq-cfg) on clips of the
+preset's shape and returns them in [0, 1]; ``continue_clip`` makes longer clips window by window,
+each window's first frames fixed to the last frames generated so far (conditioning by
+replacement, eq-replacement).
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from . import backend, io
+from .autograd.tensor import Tensor, no_grad
+from .diffusion import samplers, schedules
+from .models import TextEncoder, Tokenizer, UViT, UViTConfig
+from .presets import Preset, get_preset
+from .world import VOCABULARY, from_signed
+
+CHANNELS = 3
+
+
+class TextToVideo:
+    """A caption-conditioned video diffusion model built from a :class:`Preset`."""
+
+    def __init__(self, preset: Preset, tokenizer: Tokenizer | None = None, device=None):
+        self.preset = preset
+        self.tokenizer = tokenizer or Tokenizer(VOCABULARY)
+        text = dict(preset.text)
+        self.encoder = TextEncoder(len(self.tokenizer), device=device, **text)
+        self.config = UViTConfig(
+            frames=preset.frames,
+            channels=CHANNELS,
+            height=preset.size,
+            width=preset.size,
+            text_dim=text["dim"],
+            text_length=text["max_length"],
+            **preset.model,
+        )
+        self.model = UViT(self.config, device=device)
+        self.schedule = schedules.cosine(1000)
+        self.target = preset.train.get("target", "eps")
+
+    # --- captions -------------------------------------------------------------------------------
+    def tokenize(self, prompts, allow_unknown: bool = False):
+        """Ids and mask at the encoder's fixed length; unknown words are a clear error."""
+        return self.tokenizer.encode(
+            prompts, max_length=self.encoder.max_length, allow_unknown=allow_unknown
+        )
+
+    # --- sampling -------------------------------------------------------------------------------
+    def guided_model(self, prompts, guidance: float):
+        """(x_t, t) -> guided prediction for ``prompts``; conditional and null captions go
+        through the network as one batch of 2B."""
+        ids, mask = self.tokenize(prompts)
+        with no_grad():
+            tokens, token_mask = self.encoder(ids, mask)
+            null_tokens, null_mask = self.encoder.null_condition(len(ids), ids.shape[1])
+        xp = backend.xp_of(token_mask)
+        both_tokens = Tensor(xp.concatenate([tokens.data, null_tokens.data]))
+        both_mask = xp.concatenate([token_mask, null_mask])
+
+        def model(x, t):
+            doubled = Tensor(xp.concatenate([x.data, x.data]))
+            out = self.model(
+                doubled, xp.concatenate([xp.asarray(t)] * 2), both_tokens, both_mask
+            ).data
+            conditional, unconditional = out[: len(ids)], out[len(ids) :]
+            return samplers.classifier_free_guidance(unconditional, conditional, guidance)
+
+        return model
+
+    def sample(
+        self,
+        prompts,
+        steps: int | None = None,
+        guidance: float | None = None,
+        eta: float = 0.0,
+        seed: int = 0,
+        known=None,
+        known_mask=None,
+        progress: bool = True,
+    ) -> numpy.ndarray:
+        """Clips for ``prompts``, float32 (n, F, 3, H, W) in [0, 1] on the host."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        steps = steps or self.preset.sample_steps
+        guidance = self.preset.guidance if guidance is None else guidance
+        device = self.encoder.device
+        backend.manual_seed(seed)
+        shape = (len(prompts), self.config.frames, CHANNELS, self.config.height, self.config.width)
+        x = samplers.ddim_sample(
+            self.guided_model(prompts, guidance),
+            self.schedule,
+            shape,
+            steps=steps,
+            eta=eta,
+            parameterization=self.target,
+            clip_x0=1.0,
+            known=known,
+            known_mask=known_mask,
+            device=device,
+            progress=progress,
+        )
+        return from_signed(backend.to_numpy(x))
+
+    def continue_clip(self, prompt: str, clip, total_frames: int, context: int, **kwargs):
+        """Extend ``clip`` ((F0, 3, H, W) in [0, 1]) to ``total_frames`` frames: each new window
+        keeps the last ``context`` frames generated so far and samples the rest."""
+        frames = self.config.frames
+        if not 0 < context < frames:
+            raise ValueError(f"context must be between 1 and {frames - 1} frames, got {context}")
+        video = numpy.asarray(clip, dtype=numpy.float32)
+        while video.shape[0] < total_frames:
+            known = numpy.zeros(
+                (1, frames, CHANNELS, self.config.height, self.config.width), dtype=numpy.float32
+            )
+            known[0, :context] = video[-context:] * 2.0 - 1.0
+            mask = numpy.zeros(known.shape, dtype=bool)
+            mask[0, :context] = True
+            device = self.encoder.device
+            window = self.sample(
+                [prompt],
+                known=backend.to_device(known, device),
+                known_mask=backend.to_device(mask, device),
+                **kwargs,
+            )[0]
+            video = numpy.concatenate([video, window[context:]])
+        return video[:total_frames]
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def metadata(self) -> dict:
+        return {"preset": self.preset.name, "vocabulary": list(self.tokenizer.vocabulary[2:])}
+
+    @classmethod
+    def from_checkpoint(cls, path, ema: bool = True, device=None) -> TextToVideo:
+        """The system saved by training, with the EMA weights (or the raw ones)."""
+        state = io.load(path)
+        if "meta" not in state or "preset" not in state["meta"]:
+            raise io.CheckpointError(f"{path} is not a text-to-video checkpoint (no preset)")
+        preset = get_preset(state["meta"]["preset"])
+        if "preset_overrides" in state["meta"]:
+            preset = preset.with_overrides(**state["meta"]["preset_overrides"])
+        system = cls(preset, Tokenizer(state["meta"]["vocabulary"]), device=device)
+        for module, name in ((system.model, "model"), (system.encoder, "conditioner")):
+            module.load_state_dict(state[name])
+            if ema:  # the averaged parameters over the trained ones (buffers stay as loaded)
+                module.load_state_dict(state[f"ema_{name}"]["shadow"], strict=False)
+        return system
