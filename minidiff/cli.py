@@ -1,8 +1,12 @@
-"""Command line: ``python -m minidiff demo --out runs/demo``, ``python -m minidiff toy``.
+"""Command line: ``python -m minidiff COMMAND``.
 
-The text-to-video model is not built yet; until it is, ``demo`` runs the largest end-to-end
-example the library supports today and says so. ``toy`` trains diffusion and flow-matching
-models on 2-D points and compares their samplers (``minidiff.examples.toy2d``).
+* ``demo``: the main job: train the ``tiny-cpu`` text-to-video model on the simulated world,
+  sample a fixed set of prompts, measure real / untrained / trained clips in and out of
+  distribution, and write GIFs, a loss curve, ``report.md`` and ``metrics.json``;
+* ``train``, ``sample``, ``evaluate``: the same steps one at a time, for any preset;
+* ``world --preview``: a grid GIF of the world's clips with their captions;
+* ``toy``: diffusion and flow matching on 2-D points (chapter 8's comparison);
+* ``spirals``: the small classifier of chapter 3.
 """
 
 from __future__ import annotations
@@ -14,16 +18,14 @@ import time
 from pathlib import Path
 
 
-def _demo(args) -> int:
+def _spirals(args) -> int:
     from .examples import spirals
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(
-        "minidiff demo: the text-to-video diffusion model is not part of the library yet.\n"
-        "This demo trains what the library supports today: an MLP from minidiff.nn, trained\n"
-        "with AdamW, a warmup + cosine schedule and an EMA of its weights, gradient-checked in\n"
-        "float64, classifying two spirals.\n"
+        "An MLP from minidiff.nn, gradient-checked in float64 and trained with AdamW, a warmup\n"
+        "+ cosine schedule and an EMA of its weights, classifies two spirals.\n"
     )
     result = spirals.train(steps=args.steps, seed=args.seed, checkpoint=out / "spirals.npz")
     spirals.plot(result, out / "spirals.png")
@@ -38,6 +40,101 @@ def _demo(args) -> int:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     print(f"\nwrote {out / 'spirals.png'}, {out / 'metrics.json'} and {out / 'spirals.npz'}")
+    return 0
+
+
+def _preset(args):
+    from .presets import get_preset
+
+    preset = get_preset(args.preset)
+    if getattr(args, "steps", None):
+        preset = preset.with_overrides(train={**preset.train, "steps": args.steps})
+    return preset
+
+
+def _train(args) -> int:
+    from . import pipeline
+
+    system, trainer, seconds = pipeline.train_system(_preset(args), args.out, resume=not args.fresh)
+    print(
+        f"trained to step {trainer.step} in {seconds:.0f} s; checkpoint "
+        f"{trainer.checkpoint_path}, loss curve {Path(args.out) / 'loss.png'}"
+    )
+    return 0
+
+
+def _sample(args) -> int:
+    from .video import TextToVideo
+    from .world.preview import write_grid_gif
+
+    system = TextToVideo.from_checkpoint(args.ckpt)
+    kwargs = {"steps": args.steps, "guidance": args.guidance, "seed": args.seed}
+    if args.frames and args.frames > system.config.frames:
+        context = system.config.frames // 2
+        first = system.sample(args.prompt, **kwargs)
+        clips = [
+            system.continue_clip(prompt, clip, args.frames, context, **kwargs)
+            for prompt, clip in zip(args.prompt, first)
+        ]
+    else:
+        clips = system.sample(args.prompt, **kwargs)
+    path = write_grid_gif(args.out, clips, args.prompt, title="generated")
+    print(f"wrote {path}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from . import pipeline
+    from .video import TextToVideo
+
+    system = TextToVideo.from_checkpoint(args.ckpt)
+    untrained = TextToVideo(system.preset)
+    results = pipeline.evaluate_system(
+        system, untrained, splits=tuple(args.split or ("id", "ood")), clips_per_split=args.clips
+    )
+    out = Path(args.out or Path(args.ckpt).parent)
+    path = pipeline.write_report(
+        out, results, {"preset": system.preset.name, "checkpoint": str(args.ckpt)}
+    )
+    print(path.read_text())
+    return 0
+
+
+def _world(args) -> int:
+    from .world import preview
+
+    return preview.main(args.rest)
+
+
+def _demo(args) -> int:
+    from . import backend, pipeline
+    from .video import TextToVideo
+
+    out = Path(args.out)
+    preset = _preset(args)
+    print(f"minidiff demo: preset {preset.name} ({preset.description}); run folder {out}\n")
+    started = time.perf_counter()
+    system, trainer, seconds = pipeline.train_system(preset, out, resume=not args.fresh)
+    gif = pipeline.sample_demo_prompts(system, out / "prompts.gif")
+    print(f"sampled the demo prompts: {gif}")
+    backend.manual_seed(1)
+    untrained = TextToVideo(preset)
+    results = pipeline.evaluate_system(system, untrained, clips_per_split=args.eval_clips)
+    info = {
+        "preset": preset.name,
+        "steps": trainer.step,
+        "training seconds (this run)": round(seconds, 1),
+        "total seconds": round(time.perf_counter() - started, 1),
+        "model parameters": system.model.num_parameters(),
+        "text encoder parameters": system.encoder.num_parameters(),
+        "final loss (mean of last 100 steps)": round(
+            sum(trainer.losses[-100:]) / max(1, len(trainer.losses[-100:])), 4
+        ),
+        "sampler": f"DDIM {preset.sample_steps} steps, guidance {preset.guidance}",
+    }
+    report = pipeline.write_report(out, results, info)
+    print(report.read_text())
+    print("headline (model):", json.dumps(pipeline.headline(results)))
     return 0
 
 
@@ -97,11 +194,66 @@ def _toy(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidiff", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the main end-to-end example")
-    demo.add_argument("--out", default="runs/demo", help="folder for figures and metrics")
-    demo.add_argument("--steps", type=int, default=1500, help="training steps")
-    demo.add_argument("--seed", type=int, default=0)
+    from .presets import PRESETS
+
+    demo = commands.add_parser("demo", help="the main job: train, sample and measure tiny-cpu")
+    demo.add_argument("--out", default="runs/demo", help="run folder (resumed if present)")
+    demo.add_argument("--preset", choices=sorted(PRESETS), default="tiny-cpu")
+    demo.add_argument("--steps", type=_positive_int, help="override the preset's steps")
+    demo.add_argument("--eval-clips", type=_positive_int, help="clips per split to measure")
+    demo.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     demo.set_defaults(run=_demo)
+
+    train = commands.add_parser("train", help="train a preset (resumes from --out)")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="tiny-cpu")
+    train.add_argument("--out", default="runs/train", help="run folder")
+    train.add_argument("--steps", type=_positive_int, help="override the preset's steps")
+    train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    train.set_defaults(run=_train)
+
+    sample = commands.add_parser("sample", help="generate a clip for a prompt")
+    sample.add_argument("--ckpt", required=True, help="checkpoint.npz written by training")
+    sample.add_argument(
+        "--prompt",
+        required=True,
+        action="append",
+        help='e.g. "a red ball bounces to the right" (repeat for several)',
+    )
+    sample.add_argument("--guidance", type=float, default=None, help="guidance scale w")
+    sample.add_argument("--steps", type=_positive_int, default=None, help="DDIM steps")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--frames",
+        type=_positive_int,
+        default=None,
+        help="make a longer clip by continuation (context: half a window)",
+    )
+    sample.add_argument("--out", default="clip.gif", help="GIF to write")
+    sample.set_defaults(run=_sample)
+
+    evaluate = commands.add_parser("evaluate", help="measure a checkpoint on a split")
+    evaluate.add_argument("--ckpt", required=True)
+    evaluate.add_argument(
+        "--split", choices=["id", "ood"], action="append", help="id and/or ood (default both)"
+    )
+    evaluate.add_argument("--clips", type=_positive_int, default=None, help="clips per split")
+    evaluate.add_argument("--out", default=None, help="folder for report.md and metrics.json")
+    evaluate.set_defaults(run=_evaluate)
+
+    world = commands.add_parser("world", help="the simulated world", add_help=False)
+    world.add_argument(
+        "--preview",
+        action="store_true",
+        required=True,
+        help="write a grid GIF of clips and captions",
+    )
+    world.set_defaults(run=_world)
+
+    spirals = commands.add_parser("spirals", help="chapter 3's spiral classifier")
+    spirals.add_argument("--out", default="runs/spirals", help="folder for figures and metrics")
+    spirals.add_argument("--steps", type=_positive_int, default=1500, help="training steps")
+    spirals.add_argument("--seed", type=int, default=0)
+    spirals.set_defaults(run=_spirals)
 
     from .examples.toy2d import DATASETS
 
@@ -125,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--quiet", action="store_true", help="no progress bars")
     toy.set_defaults(run=_toy, parser=toy)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "world":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     return args.run(args)
 
 

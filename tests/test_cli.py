@@ -1,4 +1,4 @@
-"""The command line and the demo it runs."""
+"""The command line: every subcommand once, on tiny budgets, and its errors."""
 
 import json
 
@@ -8,18 +8,49 @@ import minidiff as md
 from minidiff import cli
 
 
-def test_demo_trains_and_writes_its_outputs(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path), "--steps", "300"]) == 0
+def test_spirals_trains_and_writes_its_outputs(tmp_path, capsys):
+    assert cli.main(["spirals", "--out", str(tmp_path), "--steps", "300"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "spirals.png").stat().st_size > 10_000
     assert metrics["steps"] == 300
     assert metrics["final_loss"] < 0.6  # chance level is log 2 = 0.69
-    assert "not part of the library yet" in capsys.readouterr().out
     state = md.load(tmp_path / "spirals.npz")
     assert state["step"] == 300 and set(state) >= {"model", "optimizer", "ema", "rng"}
 
 
-def test_unknown_command_is_an_error(capsys):
+def test_train_sample_evaluate_round_trip(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--steps", "2", "--out", str(run)]) == 0
+    ckpt = run / "checkpoint.npz"
+    assert ckpt.exists() and (run / "loss.png").exists()
+    gif = tmp_path / "clip.gif"
+    assert cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "a red ball moves right",
+                     "--steps", "2", "--frames", "12", "--out", str(gif)]) == 0
+    assert gif.stat().st_size > 1000
+    assert cli.main(["evaluate", "--ckpt", str(ckpt), "--split", "id", "--clips", "2",
+                     "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## ID (2 scenes)" in report and "object permanence" in report
+
+
+def test_world_preview_writes_a_gif(tmp_path):
+    out = tmp_path / "world.gif"
+    assert cli.main(["world", "--preview", "--out", str(out), "--n", "4"]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["fly"])
     assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--preset", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--steps", "0"])
+    assert "positive integer" in capsys.readouterr().err
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    with pytest.raises(KeyError, match="purple"):
+        cli.main(["sample", "--ckpt", str(run / "checkpoint.npz"), "--prompt",
+                  "a purple ball moves left", "--steps", "1", "--out", str(tmp_path / "x.gif")])
