@@ -5,7 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest --hypothesis-profile=ci -n 2 -q
 
-.PHONY: help venv test test-gpu test-slow book exercises lint bench demo clean
+# One BLAS thread per process: our matrices are small, and two OpenBLAS threads per process on
+# two cores (pytest runs two workers) made them up to 20x slower in measurements here.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help venv test test-gpu test-slow book exercises lint bench demo toy clean
 
 help:
 	@echo "make demo       run the main example (see README)"
@@ -16,6 +21,7 @@ help:
 	@echo "make exercises  regenerate the student notebooks from exercises/src"
 	@echo "make lint       ruff"
 	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
+	@echo "make toy        2-D diffusion: DDPM vs DDIM vs flow matching (writes runs/toy/)"
 
 venv: $(STAMP)
 
@@ -51,6 +57,9 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m minidiff demo --out runs/demo
+
+toy: $(STAMP)
+	$(PY) -m minidiff toy --out runs/toy
 
 clean:
 	rm -rf book/_build runs .pytest_cache .hypothesis

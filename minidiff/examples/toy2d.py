@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import backend, nn, optim
 from ..autograd import ops
