@@ -57,9 +57,13 @@ def test_sources_exist():
         "ex01_arrays.md",
         "ex02_backward.md",
         "ex03_layers.md",
+        "ex04_attention.md",
+        "ex05_encodings.md",
         "ex06_forward.md",
         "ex07_reverse.md",
         "ex08_ddim.md",
+        "ex09_patches.md",
+        "ex10_guidance.md",
     } <= {p.name for p in SOURCES}
 
 
