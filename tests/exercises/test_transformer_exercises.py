@@ -7,7 +7,6 @@ wrong width split, a wrong token order) with the shrunk counterexample and the e
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,6 @@ import minidiff as md
 from minidiff.checks import grading
 from minidiff.checks import transformer as T
 from minidiff.nn import encodings
-
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "exercises" / "src" / name for name in ("ex04_attention.md", "ex05_encodings.md")]
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,6 @@ order, an unpatchify that reuses the forward permutation, guidance with the role
 predictions swapped, a guided model that runs the network twice) with the counterexample.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,9 +13,6 @@ import minidiff as md
 from minidiff.checks import grading
 from minidiff.checks import video as V
 from minidiff.diffusion.samplers import classifier_free_guidance
-
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "exercises" / "src" / name for name in ("ex09_patches.md", "ex10_guidance.md")]
 
 
 @pytest.fixture(autouse=True)
