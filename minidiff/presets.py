@@ -39,14 +39,14 @@ PRESETS = {
     for preset in [
         Preset(
             name="tiny-cpu",
-            description="8 frames of 16x16, 0.7M-parameter U-ViT with 2-frame tubelets",
+            description="8 frames of 16x16, a 0.3M-parameter video U-ViT; about 9 minutes on 2 CPU cores",
             frames=8,
             size=16,
             train_clips=4000,
             model=dict(
                 patch=4,
-                tubelet=2,
-                dim=96,
+                tubelet=1,
+                dim=64,
                 depth=5,
                 heads=2,
                 pos_encoding="sincos3d",
