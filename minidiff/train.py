@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy
 from tqdm import tqdm
 
-from . import backend, io, optim
+from . import backend, config, io, optim
 from .autograd.tensor import Tensor
 from .diffusion import losses as diffusion_losses
 from .diffusion.schedules import NoiseSchedule
@@ -58,13 +58,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"TrainConfig: unknown key(s) {sorted(unknown)}; known: "
-                f"{sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**values)
+        return config.from_dict(cls, values)
 
 
 class Trainer:

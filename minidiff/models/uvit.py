@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy
 
-from .. import backend
+from .. import backend, config
 from ..autograd import ops
 from ..autograd.tensor import Tensor
 from ..errors import ShapeError
@@ -125,13 +125,7 @@ class UViTConfig:
     @classmethod
     def from_dict(cls, values: dict) -> UViTConfig:
         """A configuration from a dict (e.g. a checkpoint's), refusing unknown keys by name."""
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"UViTConfig: unknown key(s) {sorted(unknown)}; known: "
-                f"{sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**values)
+        return config.from_dict(cls, values)
 
     def to_dict(self) -> dict:
         return asdict(self)
