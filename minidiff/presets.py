@@ -39,7 +39,7 @@ PRESETS = {
     for preset in [
         Preset(
             name="tiny-cpu",
-            description="8 frames of 16x16, a 0.3M-parameter U-ViT; about 9 minutes on 2 cores",
+            description="8 frames of 16x16, a 0.3M-parameter U-ViT; ~10 minutes on 2 cores",
             frames=8,
             size=16,
             train_clips=4000,
