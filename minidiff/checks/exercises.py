@@ -550,6 +550,15 @@ def _check_result(what: str, got, shape: tuple, device: str) -> numpy.ndarray:
     return _host(got)
 
 
+def _compare_vjp(returned, names: tuple, spec, case: Case, g, device: str) -> None:
+    """Check a student's gradients (one per input, named ``grad_<name>``) against float64
+    central differences of ``spec`` at ``case`` with cotangent ``g``, to 1e-6."""
+    grads = _results(returned, tuple(f"grad_{name}" for name in names))
+    for name, like, got, want in zip(names, case.arrays, grads, numeric_vjp(spec, case, g)):
+        what = f"the gradient for {name}"
+        _compare(what, _check_result(what, got, like.shape, device), want, 1e-6, 1e-6)
+
+
 def _results(returned, names: tuple) -> tuple:
     if not isinstance(returned, tuple | list) or len(returned) != len(names):
         raise Mismatch(
@@ -616,12 +625,7 @@ def check_layernorm_backward(
         x, weight, bias = case.arrays
         eps = case.params["eps"]
         returned = fn(xp.array(x), xp.array(weight), xp.array(g), eps)
-        grads = _results(returned, ("grad_x", "grad_weight", "grad_bias"))
-        expected = numeric_vjp(_LAYER_NORM, case, g)
-        names = ("x", "weight", "bias")
-        for name, like, got, want in zip(names, case.arrays, grads, expected):
-            what = f"the gradient for {name}"
-            _compare(what, _check_result(what, got, like.shape, device), want, 1e-6, 1e-6)
+        _compare_vjp(returned, ("x", "weight", "bias"), _LAYER_NORM, case, g, device)
 
     return grade(
         exercise,
