@@ -1,7 +1,11 @@
 """``make bench``: minidiff against PyTorch eager on the CPU, written to benchmarks/results/.
 
+Two tables: ``cpu_block.md`` (one attention + MLP block, forward and backward, at three sizes)
+and ``cpu_step.md`` (one full training step of the demo's text-to-video model).
+``python -m benchmarks.run block`` or ``... step`` measures and writes one of them only.
+
 Each measurement is a separate process (same thread count for both), alternating minidiff and
-PyTorch A B A B, five rounds; the table reports medians, the ratio minidiff / PyTorch and the
+PyTorch A B A B, five rounds; the tables report medians, the ratio minidiff / PyTorch and the
 peak resident memory of each process. Single runs vary by about 25% on a shared 2-core machine,
 which is why only medians of alternated runs are compared.
 """
@@ -17,10 +21,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from .workloads import SHAPES
+from .workloads import REPEATS, SHAPES, STEP_CLIPS, STEP_COUNT, STEP_REPEATS, STEP_WARMUP, STEPS
 
 ROUNDS = 5
 RESULTS = Path(__file__).parent / "results"
+TABLES = ("block", "step")
 
 
 def _measure(framework: str, workload: str, threads: int) -> dict:
@@ -41,7 +46,127 @@ def _measure(framework: str, workload: str, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def _rounds(workload: str, frameworks: list[str], threads: int) -> dict[str, list[dict]]:
+    """ROUNDS alternated runs of ``workload`` in each framework, by framework."""
+    runs = {f: [] for f in frameworks}
+    for round_ in range(ROUNDS):
+        for framework in frameworks:
+            runs[framework].append(_measure(framework, workload, threads))
+        print(f"{workload}: round {round_ + 1}/{ROUNDS}", flush=True)
+    return runs
+
+
+def _summary(runs: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """Median time and largest peak memory over the rounds, by framework."""
+    med = {f: statistics.median(r["ms"] for r in rs) for f, rs in runs.items()}
+    mem = {f: max(r["peak_mb"] for r in rs) for f, rs in runs.items()}
+    return med, mem
+
+
+def _columns(med: dict, mem: dict) -> str:
+    """minidiff ms | PyTorch ms | ratio | minidiff MB | PyTorch MB, "-" where PyTorch is missing."""
+    torch_ms = f"{med['torch']:.1f}" if "torch" in med else "-"
+    ratio = f"{med['minidiff'] / med['torch']:.2f}x" if "torch" in med else "-"
+    torch_mb = f"{mem['torch']:.0f}" if "torch" in mem else "-"
+    return f"{med['minidiff']:.1f} | {torch_ms} | {ratio} | {mem['minidiff']:.0f} | {torch_mb}"
+
+
+def _machine(threads: int) -> str:
+    return f"{date.today()}, {platform.processor() or platform.machine()}, {threads} threads"
+
+
+def _write(name: str, lines: list[str]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / name).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def block_table(frameworks: list[str], threads: int) -> None:
+    """cpu_block.md: one attention + MLP block, forward and backward, per shape."""
+    lines = [
+        "# CPU benchmark: one attention + MLP block, forward and backward (float32)",
+        "",
+        f"{_machine(threads)}, median of {ROUNDS} alternated process runs "
+        f"(each the median of {REPEATS} steps).",
+        "",
+        "| workload | minidiff ms | PyTorch ms | ratio | minidiff peak MB | PyTorch peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload in SHAPES:
+        med, mem = _summary(_rounds(workload, frameworks, threads))
+        lines.append(f"| {workload} | {_columns(med, mem)} |")
+    _write("cpu_block.md", lines)
+
+
+def _params(run: dict) -> str:
+    p = run["params"]
+    return f"{p['uvit'] + p['text']:,} ({p['uvit']:,} + {p['text']:,})"
+
+
+def step_table(frameworks: list[str], threads: int) -> None:
+    """cpu_step.md: one training step of each preset in STEPS, with the parameter counts."""
+    from minidiff.presets import get_preset
+
+    rows, mismatched, repeats, steps = [], [], STEP_REPEATS, STEP_COUNT
+    for workload in STEPS:
+        runs = _rounds(workload, frameworks, threads)
+        med, mem = _summary(runs)
+        counts = {f: _params(rs[0]) for f, rs in runs.items()}
+        if len(set(counts.values())) > 1:
+            mismatched.append(workload)
+        repeats, steps = runs["minidiff"][0]["repeats"], runs["minidiff"][0]["steps"]
+        rows.append(
+            f"| {workload} | {_columns(med, mem)} | {counts['minidiff']} | "
+            f"{counts.get('torch', '-')} |"
+        )
+    lines = [
+        "# CPU benchmark: one training step of the demo text-to-video model (float32)",
+        "",
+        f"{_machine(threads)}, median of {ROUNDS} alternated process runs (each the median of "
+        f"{repeats} repeats of {steps} steps, after {STEP_WARMUP} warm-up steps).",
+        "",
+        "| workload | minidiff ms/step | PyTorch ms/step | ratio | minidiff peak MB "
+        "| PyTorch peak MB | minidiff parameters | PyTorch parameters |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Parameters: total (U-ViT + text encoder).",
+    ]
+    if mismatched:
+        lines.append(f"**The parameter counts differ for {', '.join(mismatched)}.**")
+    for workload, name in STEPS.items():
+        train = get_preset(name).train
+        lines += [
+            "",
+            f"`{workload}`: preset `{name}`, batch {train['batch_size']}. What a step is, on both "
+            f"sides: draw the batch from {STEP_CLIPS} ball-world clips and their captions, replace "
+            f"{train['cond_drop']:.0%} of the captions by the learned null condition, encode the "
+            "captions, noise the clips at uniform timesteps of the cosine schedule, predict "
+            f"{train['target']}, take the min-SNR (gamma {train['min_snr_gamma']:g}) weighted MSE, "
+            f"backward, clip the gradient norm to {train['grad_clip']:g}, AdamW (lr "
+            f"{train['lr']:g}, weight decay {train['weight_decay']:g}) under warmup + cosine "
+            f"decay, update the EMA (decay {train['ema_decay']:g}) of every parameter.",
+        ]
+    lines += [
+        "",
+        "- minidiff: `Trainer.train_step()` of `TextToVideo(get_preset(...))`, built as "
+        "`pipeline.train_system` builds it.",
+        "- PyTorch: `benchmarks/torch_uvit.py`, the same U-ViT (3-D rotary positions, factorized "
+        "attention, long skips) and text encoder in plain eager mode: attention written as "
+        "matmul + mask + softmax + matmul (no `F.scaled_dot_product_attention`, no "
+        "`torch.compile`), `torch.optim.AdamW` with its default implementation, "
+        "`clip_grad_norm_`, the EMA as `mul_` + `add_` per parameter.",
+        "- Peak MB is the largest resident set size of the process over the rounds. The PyTorch "
+        "process also imports minidiff (about 7 MB) to generate the same clips and captions.",
+    ]
+    _write("cpu_step.md", lines)
+
+
+def main(argv=None) -> None:
+    tables = list(argv if argv is not None else sys.argv[1:]) or list(TABLES)
+    unknown = set(tables) - set(TABLES)
+    if unknown:
+        raise SystemExit(f"unknown table(s) {sorted(unknown)}; choose from {TABLES}")
     try:
         import torch  # noqa: F401
 
@@ -50,37 +175,10 @@ def main() -> None:
         frameworks = ["minidiff"]
         print("PyTorch is not installed: measuring minidiff alone (pip install -e '.[bench]')")
     threads = os.cpu_count() or 1
-    rows = []
-    for workload in SHAPES:
-        runs = {f: [] for f in frameworks}
-        for round_ in range(ROUNDS):
-            for framework in frameworks:
-                runs[framework].append(_measure(framework, workload, threads))
-            print(f"{workload}: round {round_ + 1}/{ROUNDS}", flush=True)
-        med = {f: statistics.median(r["ms"] for r in runs[f]) for f in frameworks}
-        mem = {f: max(r["peak_mb"] for r in runs[f]) for f in frameworks}
-        rows.append((workload, med, mem))
-
-    lines = [
-        "# CPU benchmark: one attention + MLP block, forward and backward (float32)",
-        "",
-        f"{date.today()}, {platform.processor() or platform.machine()}, {threads} threads, "
-        f"median of {ROUNDS} alternated process runs (each the median of 7 steps).",
-        "",
-        "| workload | minidiff ms | PyTorch ms | ratio | minidiff peak MB | PyTorch peak MB |",
-        "|---|---|---|---|---|---|",
-    ]
-    for workload, med, mem in rows:
-        torch_ms = f"{med['torch']:.1f}" if "torch" in med else "-"
-        ratio = f"{med['minidiff'] / med['torch']:.2f}x" if "torch" in med else "-"
-        torch_mb = f"{mem['torch']:.0f}" if "torch" in mem else "-"
-        lines.append(
-            f"| {workload} | {med['minidiff']:.1f} | {torch_ms} | {ratio} | "
-            f"{mem['minidiff']:.0f} | {torch_mb} |"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cpu_block.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if "block" in tables:
+        block_table(frameworks, threads)
+    if "step" in tables:
+        step_table(frameworks, threads)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,29 @@
 """One benchmark workload in one framework, in this process: ``python -m benchmarks.workloads
 minidiff attention_mlp_b8_n256_d384`` prints one JSON line (median milliseconds, peak memory).
 
-The workload is one forward and backward pass of a single-head attention + GELU MLP block
-written from raw ops (the layer library comes later), the same in minidiff and in PyTorch.
+Two kinds of workload, each the same in minidiff and in PyTorch:
+
+* ``attention_mlp_*``: one forward and backward pass of a single-head attention + GELU MLP block
+  written from raw ops (no layer library);
+* ``train_step_*``: one full training step of a preset's text-to-video system. minidiff runs
+  ``Trainer.train_step()`` of ``TextToVideo(get_preset(...))``, exactly as ``train_system``
+  builds it; PyTorch runs the re-implementation in ``benchmarks/torch_uvit.py``. Both train on
+  the same 64 clips of the ball world with the preset's batch size, optimizer, schedule, EMA,
+  clipping and loss. The JSON line adds the parameter counts of both networks and the last loss.
+
+``--repeats`` and ``--steps`` shorten a run for a quick check. Only the PyTorch path imports
+torch.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import resource
-import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy
 
@@ -21,6 +33,13 @@ SHAPES = {
     "attention_mlp_b32_n64_d64": (32, 64, 64),
 }
 REPEATS = 7
+
+# training-step workloads: name -> preset
+STEPS = {"train_step_tiny_cpu": "tiny-cpu"}
+STEP_CLIPS = 64  # size of the random training set
+STEP_WARMUP = 3  # untimed steps first (allocator, caches, the optimizer's state)
+STEP_REPEATS = 5  # timed repeats; the median of their per-step times is reported
+STEP_COUNT = 20  # steps per timed repeat
 
 
 def _weights(d: int) -> dict:
@@ -79,18 +98,142 @@ def _step_torch(b, n, d):
     return step
 
 
-def main(framework: str, workload: str) -> None:
-    b, n, d = SHAPES[workload]
-    step = {"minidiff": _step_minidiff, "torch": _step_torch}[framework](b, n, d)
-    step()  # warm-up
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
+# --- a full training step -----------------------------------------------------------------------
+
+
+def _training_data(preset):
+    """The preset's clips in [-1, 1] (STEP_CLIPS of them) and their captions."""
+    from minidiff.world import make_dataset, to_signed
+
+    clips, captions, _ = make_dataset(STEP_CLIPS, "train", preset.frames, preset.size, seed=0)
+    return to_signed(clips), captions
+
+
+def _uvit_config(preset) -> dict:
+    """The U-ViT configuration ``TextToVideo`` builds from ``preset``, as a dict."""
+    from minidiff.models import UViTConfig
+    from minidiff.video import CHANNELS
+
+    return UViTConfig(
+        frames=preset.frames,
+        channels=CHANNELS,
+        height=preset.size,
+        width=preset.size,
+        text_dim=preset.text["dim"],
+        text_length=preset.text["max_length"],
+        **preset.model,
+    ).to_dict()
+
+
+def _train_minidiff(preset_name: str):
+    """``Trainer.train_step`` of the preset's system, built as ``pipeline.train_system`` does."""
+    import minidiff as md
+    from minidiff.presets import get_preset
+    from minidiff.train import TrainConfig, Trainer
+    from minidiff.video import TextToVideo
+
+    preset = get_preset(preset_name)
+    clips, captions = _training_data(preset)
+    config = TrainConfig.from_dict(preset.train)
+    md.manual_seed(config.seed)
+    system = TextToVideo(preset)
+    if system.config.to_dict() != _uvit_config(preset):
+        raise RuntimeError("TextToVideo builds its U-ViT differently: update _uvit_config")
+    ids, mask = system.tokenize(captions)
+    folder = Path(tempfile.gettempdir()) / "minidiff-bench"  # only Trainer.run creates it
+    trainer = Trainer(
+        system.model,
+        system.schedule,
+        clips,
+        config,
+        folder,
+        conditioner=system.encoder,
+        ids=ids,
+        mask=mask,
+    )
+    params = {
+        "uvit": sum(p.data.size for p in system.model.parameters()),
+        "text": sum(p.data.size for p in system.encoder.parameters()),
+    }
+    return trainer.train_step, params
+
+
+def _train_torch(preset_name: str):
+    """The same step in PyTorch (benchmarks/torch_uvit.py), on the same clips and captions."""
+    import torch
+
+    from minidiff.models import Tokenizer
+    from minidiff.presets import get_preset
+    from minidiff.world import VOCABULARY
+
+    from . import torch_uvit
+
+    preset = get_preset(preset_name)
+    clips, captions = _training_data(preset)
+    tokenizer = Tokenizer(VOCABULARY)
+    ids, mask = tokenizer.encode(captions, max_length=preset.text["max_length"])
+    torch.manual_seed(preset.train.get("seed", 0))
+    encoder = torch_uvit.TextEncoder(len(tokenizer), **preset.text)
+    model = torch_uvit.UViT(_uvit_config(preset))
+    step = torch_uvit.TrainStep(
+        model,
+        encoder,
+        torch.from_numpy(numpy.ascontiguousarray(clips)),
+        torch.from_numpy(ids),
+        torch.from_numpy(mask),
+        preset.train,
+    )
+    params = {
+        "uvit": sum(p.numel() for p in model.parameters()),
+        "text": sum(p.numel() for p in encoder.parameters()),
+    }
+    return step, params
+
+
+def _time_training(framework: str, workload: str, repeats: int, steps: int) -> dict:
+    setup = {"minidiff": _train_minidiff, "torch": _train_torch}[framework]
+    step, params = setup(STEPS[workload])
+    for _ in range(STEP_WARMUP):
         step()
-        times.append(time.perf_counter() - start)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ms": 1000 * float(numpy.median(times)), "peak_mb": peak_mb}))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = step()
+        times.append((time.perf_counter() - start) / steps)
+    return {
+        "ms": 1000 * float(numpy.median(times)),
+        "params": params,
+        "loss": float(loss.item()),
+        "repeats": repeats,
+        "steps": steps,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.workloads")
+    parser.add_argument("framework", choices=["minidiff", "torch"])
+    parser.add_argument("workload", choices=[*SHAPES, *STEPS])
+    parser.add_argument("--repeats", type=int, help="timed repeats (median reported)")
+    parser.add_argument("--steps", type=int, default=STEP_COUNT, help="steps per repeat")
+    args = parser.parse_args(argv)
+    if args.workload in STEPS:
+        result = _time_training(
+            args.framework, args.workload, args.repeats or STEP_REPEATS, args.steps
+        )
+    else:
+        b, n, d = SHAPES[args.workload]
+        step = {"minidiff": _step_minidiff, "torch": _step_torch}[args.framework](b, n, d)
+        step()  # warm-up
+        times = []
+        for _ in range(args.repeats or REPEATS):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        result = {"ms": 1000 * float(numpy.median(times))}
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main()

@@ -72,10 +72,7 @@ def _sample(args) -> int:
     if args.frames and args.frames > system.config.frames:
         context = system.config.frames // 2
         first = system.sample(args.prompt, **kwargs)
-        clips = [
-            system.continue_clip(prompt, clip, args.frames, context, **kwargs)
-            for prompt, clip in zip(args.prompt, first)
-        ]
+        clips = system.continue_clips(args.prompt, first, args.frames, context, **kwargs)
     else:
         clips = system.sample(args.prompt, **kwargs)
     path = write_grid_gif(args.out, clips, args.prompt, title="generated")
@@ -120,6 +117,7 @@ def _demo(args) -> int:
     backend.manual_seed(1)
     untrained = TextToVideo(preset)
     results = pipeline.evaluate_system(system, untrained, clips_per_split=args.eval_clips)
+    continuation = pipeline.evaluate_continuation(system)
     info = {
         "preset": preset.name,
         "steps": trainer.step,
@@ -132,7 +130,7 @@ def _demo(args) -> int:
         ),
         "sampler": f"DDIM {preset.sample_steps} steps, guidance {preset.guidance}",
     }
-    report = pipeline.write_report(out, results, info)
+    report = pipeline.write_report(out, results, info, continuation)
     print(report.read_text())
     print("headline (model):", json.dumps(pipeline.headline(results)))
     return 0

@@ -13,7 +13,10 @@ import json
 import time
 from pathlib import Path
 
-from . import backend
+import numpy
+
+from . import backend, io
+from .metrics.continuation import evaluate_videos, reference_video
 from .metrics.video import evaluate_clips
 from .presets import Preset
 from .train import TrainConfig, Trainer
@@ -33,10 +36,12 @@ DATA_SEED, EVAL_SEED = 0, 1234
 
 
 def train_system(
-    preset: Preset, out_dir, resume: bool = True, progress: bool = True, on_sample=None
+    preset: Preset, out_dir, resume: bool = True, progress: bool = True
 ) -> tuple[TextToVideo, Trainer, float]:
     """Train ``preset`` into ``out_dir``; returns the system (with its EMA weights loaded), the
-    trainer and the wall time of this call's training in seconds."""
+    trainer and the wall time of this call's training in seconds. Every ``sample_every`` steps
+    of the preset's training the demo prompts are sampled into ``out_dir/samples``
+    (:func:`snapshot_samples`)."""
     out_dir = Path(out_dir)
     clips, captions, _ = make_dataset(
         preset.train_clips, "train", preset.frames, preset.size, seed=DATA_SEED
@@ -54,7 +59,7 @@ def train_system(
         conditioner=system.encoder,
         ids=ids,
         mask=mask,
-        on_sample=on_sample,
+        on_sample=snapshot_samples(system, out_dir / "samples"),
         metadata={**system.metadata(), "preset_overrides": _overrides(preset)},
     )
     if resume and trainer.checkpoint_path.exists():
@@ -65,6 +70,37 @@ def train_system(
     trainer.emas["model"].copy_to(system.model)
     trainer.emas["conditioner"].copy_to(system.encoder)
     return system, trainer, seconds
+
+
+def snapshot_samples(system: TextToVideo, folder, seed: int = 0):
+    """An ``on_sample`` callback for :class:`Trainer`: at each call, the demo prompts sampled
+    with the EMA weights go to ``folder/step_XXXXX.gif`` and, as arrays, into
+    ``folder/snapshots.npz`` (one entry per step), so a run's progress can be watched and
+    plotted afterwards. Training continues with its own weights and its own random streams
+    (sampling reseeds the generator, so its state is put back), so snapshots do not change
+    what is trained."""
+    folder = Path(folder)
+    prompts = [p for p, _ in DEMO_PROMPTS]
+
+    def on_sample(trainer: Trainer, step: int) -> None:
+        state = backend.get_rng_state()
+        with trainer.emas["model"].swapped(system.model):
+            with trainer.emas["conditioner"].swapped(system.encoder):
+                clips = system.sample(prompts, seed=seed, progress=False)
+        backend.set_rng_state(state)
+        write_grid_gif(folder / f"step_{step:05d}.gif", clips, prompts, title=f"step {step}")
+        archive = folder / "snapshots.npz"
+        saved = io.load(archive) if archive.exists() else {}
+        saved[f"step_{step:05d}"] = clips
+        io.save(archive, **saved)
+
+    return on_sample
+
+
+def load_snapshots(folder) -> dict[int, numpy.ndarray]:
+    """The clips written by :func:`snapshot_samples`, by training step."""
+    saved = io.load(Path(folder) / "snapshots.npz")
+    return {int(name.split("_")[1]): clips for name, clips in sorted(saved.items())}
 
 
 def _overrides(preset: Preset) -> dict:
@@ -102,6 +138,33 @@ def evaluate_system(
     return results
 
 
+def evaluate_continuation(
+    system: TextToVideo, clips: int = 24, total_frames: int = 20, context: int = 4
+) -> dict:
+    """Seam metrics (:mod:`minidiff.metrics.continuation`) of ``clips`` in-distribution scenes
+    extended to ``total_frames``: real videos, and the model continuing from the real first
+    clip and from its own."""
+    preset = system.preset
+    window = preset.frames
+    first, captions, specs = make_dataset(clips, "id", window, preset.size, seed=EVAL_SEED)
+    real = numpy.stack([reference_video(s, window, preset.size, total_frames) for s in specs])
+    own = system.sample(captions, seed=EVAL_SEED + 1, progress=False)
+    videos = {
+        "real": real,
+        "model, from the real first clip": system.continue_clips(
+            captions, first, total_frames, context, seed=EVAL_SEED + 2, progress=False
+        ),
+        "model, from its own first clip": system.continue_clips(
+            captions, own, total_frames, context, seed=EVAL_SEED + 2, progress=False
+        ),
+    }
+    return {
+        "total_frames": total_frames,
+        "context": context,
+        "sources": {name: evaluate_videos(v, specs, window, context) for name, v in videos.items()},
+    }
+
+
 def sample_demo_prompts(system: TextToVideo, path, seed: int = 0) -> Path:
     """A grid GIF of the demo prompts (one clip each)."""
     prompts = [p for p, _ in DEMO_PROMPTS]
@@ -129,17 +192,22 @@ ROWS = (
 def _cell(summary: dict | None, group: str, name: str) -> str:
     if summary is None or name not in summary.get(group, {}):
         return "-"
-    entry = summary[group][name]
+    return _entry(summary[group][name])
+
+
+def _entry(entry: dict) -> str:
+    """A {"mean", "count"} pair as "mean (count)"."""
     if entry["mean"] is None:
         return "n/a"
     return f"{entry['mean']:.3f} ({entry['count']})"
 
 
-def write_report(out_dir, results: dict, info: dict) -> Path:
-    """``metrics.json`` (everything) and ``report.md`` (the table) in ``out_dir``."""
+def write_report(out_dir, results: dict, info: dict, continuation: dict | None = None) -> Path:
+    """``metrics.json`` (everything) and ``report.md`` (the tables) in ``out_dir``."""
     out_dir = Path(out_dir)
     (out_dir / "metrics.json").write_text(
-        json.dumps({"info": info, "results": results}, indent=2) + "\n"
+        json.dumps({"info": info, "results": results, "continuation": continuation}, indent=2)
+        + "\n"
     )
     lines = [f"# minidiff text-to-video report: preset `{info['preset']}`", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
@@ -161,6 +229,23 @@ def write_report(out_dir, results: dict, info: dict) -> Path:
             arrow = "higher is better" if kind == "rate" else "lower is better"
             cells = [_cell(entry[c], group, name) for c in columns]
             lines.append(f"| {label} ({arrow}) | " + " | ".join(cells) + " |")
+        lines.append("")
+    if continuation:
+        lines += [
+            f"## Longer videos ({continuation['total_frames']} frames, windows of the model's "
+            f"length keeping {continuation['context']} frames of context)",
+            "",
+            "A jump is an acceleration error above 5% of the box side; seams are the first "
+            "frames of each new window.",
+            "",
+            "| video | jumps at seams | jumps elsewhere | permanence | velocity error, across "
+            "seams |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in continuation["sources"].items():
+            cells = [r["seam_jumps"], r["inner_jumps"], r["permanence"]]
+            cells.append(r["across"]["velocity_error"])
+            lines.append(f"| {name} | " + " | ".join(_entry(c) for c in cells) + " |")
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))

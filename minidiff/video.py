@@ -1,7 +1,7 @@
 """The text-to-video system: tokenizer, text encoder, U-ViT and noise schedule together.
 
 ``TextToVideo.sample(prompts)`` runs DDIM with classifier-free guidance (eq-cfg) on clips of the
-preset's shape and returns them in [0, 1]; ``continue_clip`` makes longer clips window by window,
+preset's shape and returns them in [0, 1]; ``continue_clips`` makes longer clips window by window,
 each window's first frames fixed to the last frames generated so far (conditioning by
 replacement, eq-replacement).
 """
@@ -103,29 +103,35 @@ class TextToVideo:
         )
         return from_signed(backend.to_numpy(x))
 
-    def continue_clip(self, prompt: str, clip, total_frames: int, context: int, **kwargs):
-        """Extend ``clip`` ((F0, 3, H, W) in [0, 1]) to ``total_frames`` frames: each new window
-        keeps the last ``context`` frames generated so far and samples the rest."""
+    def continue_clips(self, prompts, clips, total_frames: int, context: int, **kwargs):
+        """Extend each clip of ``clips`` ((n, F0, 3, H, W) in [0, 1]) to ``total_frames`` frames,
+        prompted by ``prompts[i]``: each new window keeps the last ``context`` frames made so far
+        as known frames (eq-replacement) and samples the other ``F - context``. All clips advance
+        together, one batch per window. Returns (n, total_frames, 3, H, W)."""
         frames = self.config.frames
         if not 0 < context < frames:
             raise ValueError(f"context must be between 1 and {frames - 1} frames, got {context}")
-        video = numpy.asarray(clip, dtype=numpy.float32)
-        while video.shape[0] < total_frames:
-            known = numpy.zeros(
-                (1, frames, CHANNELS, self.config.height, self.config.width), dtype=numpy.float32
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        video = numpy.asarray(clips, dtype=numpy.float32)
+        if video.ndim != 5 or len(video) != len(prompts) or video.shape[1] < context:
+            raise ValueError(
+                f"clips of shape {video.shape} for {len(prompts)} prompts: expected "
+                f"(n, F0 >= {context}, 3, H, W) with n = {len(prompts)}"
             )
-            known[0, :context] = video[-context:] * 2.0 - 1.0
+        device = self.encoder.device
+        while video.shape[1] < total_frames:
+            known = numpy.zeros((len(video), frames, *video.shape[2:]), dtype=numpy.float32)
+            known[:, :context] = video[:, -context:] * 2.0 - 1.0
             mask = numpy.zeros(known.shape, dtype=bool)
-            mask[0, :context] = True
-            device = self.encoder.device
+            mask[:, :context] = True
             window = self.sample(
-                [prompt],
+                prompts,
                 known=backend.to_device(known, device),
                 known_mask=backend.to_device(mask, device),
                 **kwargs,
-            )[0]
-            video = numpy.concatenate([video, window[context:]])
-        return video[:total_frames]
+            )
+            video = numpy.concatenate([video, window[:, context:]], axis=1)
+        return video[:, :total_frames]
 
     # --- checkpoints ------------------------------------------------------------------------------
     def metadata(self) -> dict:

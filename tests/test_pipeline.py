@@ -8,6 +8,7 @@ import pytest
 from minidiff import pipeline
 from minidiff.presets import PRESETS, get_preset
 from minidiff.video import TextToVideo
+from minidiff.world import make_dataset
 
 
 def _quick(**train):
@@ -57,3 +58,53 @@ def test_unknown_prompt_words_and_presets_are_clear_errors():
     with pytest.raises(ValueError, match="known presets: tiny-cpu, small-gpu"):
         get_preset("huge")
     assert set(PRESETS) == {"tiny-cpu", "small-gpu"}
+
+
+def test_snapshots_are_written_and_do_not_change_training(tmp_path):
+    plain = pipeline.train_system(
+        _quick(checkpoint_every=0, sample_every=0), tmp_path / "plain", progress=False
+    )[1]
+    watched = pipeline.train_system(_quick(sample_every=2), tmp_path / "watched", progress=False)[1]
+    assert watched.losses == plain.losses
+    snapshots = pipeline.load_snapshots(tmp_path / "watched" / "samples")
+    assert sorted(snapshots) == [2, 4]
+    assert snapshots[4].shape == (len(pipeline.DEMO_PROMPTS), 8, 3, 16, 16)
+    assert (tmp_path / "watched" / "samples" / "step_00002.gif").stat().st_size > 1000
+    assert not (tmp_path / "plain" / "samples").exists()
+
+
+def test_continuation_keeps_the_given_frames_and_the_known_context():
+    """Longer clips by replacement (eq-replacement): the given frames come back unchanged, each
+    window is sampled with the previous frames as known, and the sampler returns them exactly."""
+    system = TextToVideo(_quick(sample_steps=3))
+    first, _, _ = make_dataset(2, "id", 8, 16, seed=0)
+    prompts = ["a red ball moves right", "a blue ball falls and bounces"]
+    video = system.continue_clips(prompts, first, total_frames=14, context=4, progress=False)
+    assert video.shape == (2, 14, 3, 16, 16)
+    np.testing.assert_array_equal(video[:, :8], first)
+    known = np.zeros((2, 8, 3, 16, 16), dtype=np.float32)
+    known[:, :4] = first[:, 4:] * 2 - 1
+    mask = np.zeros(known.shape, dtype=bool)
+    mask[:, :4] = True
+    window = system.sample(prompts, known=known, known_mask=mask, progress=False)
+    np.testing.assert_allclose(window[:, :4], first[:, 4:], atol=1e-6)
+    with pytest.raises(ValueError, match="context must be between 1 and 7"):
+        system.continue_clips(prompts, first, 14, context=8)
+    with pytest.raises(ValueError, match="for 1 prompts"):
+        system.continue_clips(prompts[:1], first, 14, context=4)
+
+
+def test_continuation_report_has_the_real_ceiling(tmp_path):
+    system = TextToVideo(_quick(sample_steps=2))
+    continuation = pipeline.evaluate_continuation(system, clips=3, total_frames=12, context=4)
+    real = continuation["sources"]["real"]
+    assert real["first"]["colour"]["mean"] == 1.0 and real["videos"] == 3
+    assert set(continuation["sources"]) == {
+        "real",
+        "model, from the real first clip",
+        "model, from its own first clip",
+    }
+    text = pipeline.write_report(tmp_path, {}, {"preset": "tiny-cpu"}, continuation).read_text()
+    assert "## Longer videos (12 frames" in text and "| real | " in text
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["continuation"]["context"] == 4

@@ -15,9 +15,12 @@ Reading order of the forward pass (book chapter 9):
    followed by a 3 x 3 convolution over each frame.
 
 ``attention="joint"`` lets every token attend to every other (cost grows with (F H W)^2);
-``"factorized"`` alternates spatial blocks (tokens of one frame) and temporal blocks (tokens at
-one (i, j) across frames), the extra tokens joining every group, their outputs averaged over
-groups. An image is a one-frame video, so images and videos train the same network.
+``"factorized"`` alternates spatial blocks (a patch token attends to the tokens of its frame)
+and temporal blocks (to the tokens at its (i, j) in every frame); the extra tokens join every
+group as keys and values, and attend to all tokens themselves. Positions are a fraction of a
+pixel's worth of information in a small grid: ``pos_max_period`` sets the longest wavelength of
+the sincos and rotary encodings (10000 in the Transformer; a few grid lengths suits a 4 x 4 x 8
+grid). An image is a one-frame video, so images and videos train the same network.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import numpy
 
 from .. import backend, config
 from ..autograd import ops
+from ..autograd.checkpoint import checkpoint
 from ..autograd.tensor import Tensor
 from ..errors import ShapeError
 from ..nn import Conv2d, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock, init
 from ..nn import functional as F
-from ..nn.encodings import rope_3d, sincos_3d, timestep_embedding
+from ..nn.attention import scaled_dot_product_attention
+from ..nn.encodings import apply_rope, rope_3d, sincos_3d, timestep_embedding
 
 POS_ENCODINGS = ("sincos3d", "learned", "rope3d")
 ATTENTIONS = ("joint", "factorized")
@@ -94,6 +99,8 @@ class UViTConfig:
     pos_encoding: str = "sincos3d"
     attention: str = "joint"
     time_fraction: float = 0.25
+    pos_max_period: float = 10000.0
+    checkpoint_blocks: bool = False
     text_dim: int = 0
     text_length: int = 0
     conv_out: bool = False
@@ -184,7 +191,12 @@ class UViT(Module):
         elif c.pos_encoding == "sincos3d":
             fraction = c.time_fraction if c.grid[0] > 1 else 0.0
             self.register_buffer(
-                "patch_pos", Tensor(sincos_3d(*c.grid, c.dim, fraction), dtype=dtype, device=device)
+                "patch_pos",
+                Tensor(
+                    sincos_3d(*c.grid, c.dim, fraction, c.pos_max_period),
+                    dtype=dtype,
+                    device=device,
+                ),
             )
         half = c.depth // 2
         block = lambda: TransformerBlock(c.dim, c.heads, c.mlp_ratio, **kw)  # noqa: E731
@@ -205,21 +217,21 @@ class UViT(Module):
         )
 
     # --- positions ------------------------------------------------------------------------------
-    def _rope(self, kind: str, dtype, device):
-        """(cos, sin) for a token group: 'joint' (all tokens), 'spatial' or 'temporal'; rows of
-        the extra tokens hold angle 0 (no rotation)."""
-        key = (kind, numpy.dtype(dtype).str, device)
+    def _rope(self, dtype, device):
+        """(cos, sin) for every token, extra tokens first with angle 0 (no rotation). The same
+        table serves factorized attention: rotations see only differences of positions, and
+        within a group those are the group's own (frame, or row and column)."""
+        key = (numpy.dtype(dtype).str, device)
         if key not in self._rope_cache:
             c = self.config
-            head_dim = c.dim // c.heads
-            frames, rows, columns = {
-                "joint": c.grid,
-                "spatial": (1, *c.grid[1:]),
-                "temporal": (c.grid[0], 1, 1),
-            }[kind]
             fraction = c.time_fraction if c.grid[0] > 1 else 0.0
             cos, sin = rope_3d(
-                frames, rows, columns, head_dim, fraction, dtype=dtype, device=device
+                *c.grid,
+                c.dim // c.heads,
+                fraction,
+                c.pos_max_period,
+                dtype=dtype,
+                device=device,
             )
             xp = backend.xp_of(cos)
             extra = c.num_extra_tokens
@@ -231,38 +243,65 @@ class UViT(Module):
 
     # --- attention over the token sequence ------------------------------------------------------
     def _run_block(self, block: TransformerBlock, tokens: Tensor, key_mask, index: int) -> Tensor:
+        """One block, recomputed in backward instead of stored if ``checkpoint_blocks``."""
+        if self.config.checkpoint_blocks:
+            return checkpoint(lambda x: self._block(block, x, key_mask, index), tokens)
+        return self._block(block, tokens, key_mask, index)
+
+    def _block(self, block: TransformerBlock, tokens: Tensor, key_mask, index: int) -> Tensor:
         """One block over [extra tokens, patch tokens], joint or factorized."""
         c = self.config
-        use_rope = c.pos_encoding == "rope3d"
+        rope = self._rope(tokens.dtype, tokens.device) if c.pos_encoding == "rope3d" else None
         if c.attention == "joint":
-            rope = self._rope("joint", tokens.dtype, tokens.device) if use_rope else None
             return block(tokens, mask=key_mask, rope=rope)
-        b, e, d = tokens.shape[0], c.num_extra_tokens, c.dim
+
+        def grouped(h, mask, rope):
+            return self._grouped_attention(block.attn, h, mask, rope, index)
+
+        return block(tokens, mask=key_mask, rope=rope, attention=grouped)
+
+    def _grouped_attention(self, attn, x: Tensor, key_mask, rope, index: int) -> Tensor:
+        """Factorized self-attention (eq-attention-cost) with ``attn``'s weights.
+
+        Even-numbered blocks group the patch tokens by frame (spatial), odd ones by position
+        (i, j) (temporal). A patch token attends to the extra tokens and the members of its
+        group; the extra tokens attend to every token, as in joint attention. Q, K and V are
+        computed once per token and the MLP runs once per token, so the saving over joint
+        attention is the score matrix: N (E + L) pairs for groups of L instead of (E + N)^2.
+        """
+        c = self.config
+        b, n, d = x.shape
+        e, heads = c.num_extra_tokens, c.heads
         frames, rows, columns = c.grid
-        extra, patches = tokens[:, :e], tokens[:, e:]
+        qkv = attn.qkv(x).reshape(b, n, 3, heads, d // heads).transpose(2, 0, 3, 1, 4)
+        q, k, v = (part.squeeze(0) for part in ops.split(qkv, 3, axis=0))  # (B, H, n, Dh)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        extra_out = scaled_dot_product_attention(q[:, :, :e], k, v, key_mask)
+
         spatial = index % 2 == 0
-        grid = patches.reshape(b, frames, rows * columns, d)
-        if not spatial:
-            grid = grid.swapaxes(1, 2)  # (B, rows*columns, frames, D)
-        groups, length = grid.shape[1], grid.shape[2]
-        members = ops.concatenate([extra.unsqueeze(1).broadcast_to(b, groups, e, d), grid], axis=2)
-        members = members.reshape(b * groups, e + length, d)
+
+        def grouped(t: Tensor) -> Tensor:  # (B, H, N, Dh) -> (B, H, groups, length, Dh)
+            g = t[:, :, e:].reshape(b, heads, frames, rows * columns, d // heads)
+            return g if spatial else g.swapaxes(2, 3)
+
+        groups = frames if spatial else rows * columns
+        length = (n - e) // groups
+
+        def with_extra(t: Tensor) -> Tensor:  # the extra tokens' keys or values join each group
+            shared = t[:, :, :e].unsqueeze(2).broadcast_to(b, heads, groups, e, d // heads)
+            return ops.concatenate([shared, grouped(t)], axis=3)
+
         mask = None
         if key_mask is not None:
             xp = backend.xp_of(key_mask)
-            group_mask = xp.concatenate([key_mask[..., :e], key_mask[..., e : e + length]], axis=-1)
-            mask = xp.repeat(group_mask, groups, axis=0)
-        rope = (
-            self._rope("spatial" if spatial else "temporal", tokens.dtype, tokens.device)
-            if use_rope
-            else None
-        )
-        out = block(members, mask=mask, rope=rope).reshape(b, groups, e + length, d)
-        extra = out[:, :, :e].mean(axis=1)
-        grid = out[:, :, e:]
+            patches = xp.ones((b, 1, 1, length), dtype=bool)
+            mask = xp.concatenate([key_mask[..., :e], patches], axis=-1)[:, :, None]
+        out = scaled_dot_product_attention(grouped(q), with_extra(k), with_extra(v), mask)
         if not spatial:
-            grid = grid.swapaxes(1, 2)
-        return ops.concatenate([extra, grid.reshape(b, frames * rows * columns, d)], axis=1)
+            out = out.swapaxes(2, 3)
+        out = ops.concatenate([extra_out, out.reshape(b, heads, n - e, d // heads)], axis=2)
+        return attn.proj(out.swapaxes(1, 2).reshape(b, n, d))
 
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x, t, text=None, text_mask=None) -> Tensor:
@@ -333,7 +372,7 @@ def forward_flops(config: UViTConfig, batch: int = 1) -> dict:
     """Multiply-adds x 2 of one forward pass, by part (matmuls only; elementwise work is small).
 
     Joint attention scores and mixing cost 2 * 2 N^2 d per block for N tokens; factorized
-    attention replaces N^2 by the sum of its groups' squared lengths.
+    attention replaces the N^2 pairs by those of eq-attention-cost.
     """
     c = config
     e = c.num_extra_tokens
@@ -343,15 +382,11 @@ def forward_flops(config: UViTConfig, batch: int = 1) -> dict:
     if c.attention == "joint":
         pairs = [n * n] * c.depth
     else:
-        spatial = frames * (e + rows * columns) ** 2
-        temporal = rows * columns * (e + frames) ** 2
+        # extra tokens see every token; a patch sees the extra tokens and its group
+        spatial = e * n + frames * rows * columns * (e + rows * columns)
+        temporal = e * n + rows * columns * frames * (e + frames)
         pairs = [spatial if i % 2 == 0 else temporal for i in range(c.depth)]
-    tokens_per_block = [
-        n
-        if c.attention == "joint"
-        else (frames * (e + rows * columns) if i % 2 == 0 else rows * columns * (e + frames))
-        for i in range(c.depth)
-    ]
+    tokens_per_block = [n] * c.depth
     hidden = int(d * c.mlp_ratio)
     parts = {
         "patch_embed": 2 * c.num_patches * c.patch_dim * d,

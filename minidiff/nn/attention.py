@@ -107,6 +107,9 @@ class TransformerBlock(Module):
                 init.zeros_(layer.weight)
                 init.zeros_(layer.bias)
 
-    def forward(self, x: Tensor, mask=None, rope=None) -> Tensor:
-        x = x + self.attn(self.norm1(x), mask=mask, rope=rope)
+    def forward(self, x: Tensor, mask=None, rope=None, attention=None) -> Tensor:
+        """``attention(h, mask, rope)``, if given, replaces ``self.attn`` on the normalized input
+        (e.g. a factorized pattern that uses the same weights)."""
+        attend = attention or self.attn
+        x = x + attend(self.norm1(x), mask=mask, rope=rope)
         return x + self.mlp(self.norm2(x))

@@ -173,7 +173,9 @@ class SceneSpec:
         gravity = self.gravity * size / (frames - 1) ** 2
         return World(width=size, height=size, gravity=gravity, restitution=self.restitution)
 
-    def simulate(self, frames: int, size: int) -> Trajectory:
+    def simulate(self, frames: int, size: int, total: int | None = None) -> Trajectory:
+        """The scene in pixels and frames of a ``frames``-frame clip, run for ``total`` frames
+        (default ``frames``): a longer run continues the same physics past the clip's end."""
         if frames < 2:
             raise ValueError(f"a clip needs at least 2 frames, got {frames}")
         velocity = tuple(self.velocity(frames, size))
@@ -181,11 +183,11 @@ class SceneSpec:
             Ball(colour, radius, (x * size, y * size), velocity)
             for colour, radius, (x, y) in zip(self.colours, self.radii(size), self.positions)
         ]
-        return simulate(balls, self.world(frames, size), frames)
+        return simulate(balls, self.world(frames, size), total or frames)
 
-    def render(self, frames: int, size: int) -> numpy.ndarray:
-        """The clip, float32 (frames, 3, size, size) in [0, 1]."""
-        return render(self.simulate(frames, size))
+    def render(self, frames: int, size: int, total: int | None = None) -> numpy.ndarray:
+        """The clip, float32 (total or frames, 3, size, size) in [0, 1]; see :meth:`simulate`."""
+        return render(self.simulate(frames, size, total))
 
 
 def caption(spec: SceneSpec) -> str:

@@ -64,6 +64,8 @@ def test_sources_exist():
         "ex08_ddim.md",
         "ex09_patches.md",
         "ex10_guidance.md",
+        "ex11_metrics.md",
+        "ex14_continuation.md",
     } <= {p.name for p in SOURCES}
 
 

@@ -161,3 +161,38 @@ def test_tiny_video_uvit_overfits_two_clips():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_factorized_attention_keeps_frames_apart_in_a_spatial_block():
+    """eq-attention-cost: with one (spatial) block, frame k of the output depends on frame
+    k of the input only; a joint block mixes every frame."""
+    for attention, apart in (("factorized", True), ("joint", False)):
+        md.manual_seed(5)
+        model = UViT(_tiny(depth=1, attention=attention, pos_encoding="rope3d"), dtype=np.float64)
+        x = md.randn(1, 4, 2, 4, 4, dtype=np.float64)
+        text = md.randn(1, 3, 6, dtype=np.float64)
+        out = model(x, np.array([5]), text).numpy()
+        moved = x.numpy().copy()
+        moved[:, 0] += 1.0
+        changed = model(md.tensor(moved, dtype=np.float64), np.array([5]), text).numpy()
+        assert np.abs(changed[:, 0] - out[:, 0]).max() > 1e-3
+        others = np.abs(changed[:, 1:] - out[:, 1:]).max()
+        assert (others == 0.0) if apart else (others > 1e-6)
+
+
+def test_factorized_attention_with_a_temporal_block_links_one_position_across_frames():
+    """A temporal block (odd index) carries a change at patch (t=0, i=0, j=0) to position (0, 0)
+    of every frame, and to no other position."""
+    md.manual_seed(6)
+    config = _tiny(depth=3, attention="factorized", text_dim=0, text_length=0)
+    model = UViT(config, dtype=np.float64)
+    tokens = md.randn(1, 1 + config.num_patches, config.dim, dtype=np.float64)
+    block = model.mid_block  # index 1: temporal
+    out = model._block(block, tokens, None, 1).numpy()
+    moved = tokens.numpy().copy()
+    moved[0, 1] += 1.0  # patch (t=0, i=0, j=0)
+    changed = model._block(block, md.tensor(moved, dtype=np.float64), None, 1).numpy()
+    diff = np.abs(changed - out).max(axis=-1)[0, 1:].reshape(config.grid)
+    assert np.all(diff[:, 0, 0] > 0)  # the same position in every frame
+    diff[:, 0, 0] = 0
+    assert np.all(diff == 0)  # nothing else
