@@ -66,6 +66,7 @@ def test_sources_exist():
         "ex10_guidance.md",
         "ex11_metrics.md",
         "ex14_continuation.md",
+        "ex15_fusion.md",
     } <= {p.name for p in SOURCES}
 
 
