@@ -55,7 +55,7 @@ PRESETS = {
             ),
             text=dict(dim=64, depth=1, heads=2, max_length=20),
             train=dict(
-                steps=5000,
+                steps=6000,
                 batch_size=16,
                 lr=2e-3,
                 warmup_steps=200,

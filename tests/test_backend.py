@@ -1,5 +1,9 @@
 """The backend: which module holds an array, devices, dtypes, seeded generators."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -138,3 +142,18 @@ def test_tensor_copies_its_input_parameter_owns_its_array(xp):
     t, p = md.tensor(source), md.nn.Parameter(source)
     source[0] = 1.0
     assert t.numpy()[0] == 0.0 and p.numpy()[0] == 0.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_host_allocator_is_tuned_on_import_unless_asked_not_to():
+    """minidiff keeps freed heap blocks for reuse (chapter 15); MINIDIFF_SYSTEM_MALLOC=1 opts out."""
+    code = "import minidiff.backend as b; print(b.HOST_ALLOCATOR_TUNED)"
+    for env, expected in (({}, "True"), ({"MINIDIFF_SYSTEM_MALLOC": "1"}, "False")):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == expected
