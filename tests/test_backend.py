@@ -146,7 +146,7 @@ def test_tensor_copies_its_input_parameter_owns_its_array(xp):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
 def test_host_allocator_is_tuned_on_import_unless_asked_not_to():
-    """minidiff keeps freed heap blocks for reuse (chapter 15); MINIDIFF_SYSTEM_MALLOC=1 opts out."""
+    """minidiff keeps freed heap blocks for reuse; MINIDIFF_SYSTEM_MALLOC=1 opts out."""
     code = "import minidiff.backend as b; print(b.HOST_ALLOCATOR_TUNED)"
     for env, expected in (({}, "True"), ({"MINIDIFF_SYSTEM_MALLOC": "1"}, "False")):
         out = subprocess.run(
