@@ -104,30 +104,33 @@ def _params(run: dict) -> str:
 
 
 def step_table(frameworks: list[str], threads: int) -> None:
-    """cpu_step.md: one training step of each preset in STEPS, with the parameter counts."""
+    """cpu_step.md: one training step of each preset in STEPS, with the parameter counts, at
+    one thread (what `make demo` uses) and at ``threads``."""
     from minidiff.presets import get_preset
 
     rows, mismatched, repeats, steps = [], [], STEP_REPEATS, STEP_COUNT
     for workload in STEPS:
-        runs = _rounds(workload, frameworks, threads)
-        med, mem = _summary(runs)
-        counts = {f: _params(rs[0]) for f, rs in runs.items()}
-        if len(set(counts.values())) > 1:
-            mismatched.append(workload)
-        repeats, steps = runs["minidiff"][0]["repeats"], runs["minidiff"][0]["steps"]
-        rows.append(
-            f"| {workload} | {_columns(med, mem)} | {counts['minidiff']} | "
-            f"{counts.get('torch', '-')} |"
-        )
+        for count in sorted({1, threads}):
+            runs = _rounds(workload, frameworks, count)
+            med, mem = _summary(runs)
+            counts = {f: _params(rs[0]) for f, rs in runs.items()}
+            if len(set(counts.values())) > 1:
+                mismatched.append(workload)
+            repeats, steps = runs["minidiff"][0]["repeats"], runs["minidiff"][0]["steps"]
+            rows.append(
+                f"| {workload} | {count} | {_columns(med, mem)} | {counts['minidiff']} | "
+                f"{counts.get('torch', '-')} |"
+            )
     lines = [
         "# CPU benchmark: one training step of the demo text-to-video model (float32)",
         "",
-        f"{_machine(threads)}, median of {ROUNDS} alternated process runs (each the median of "
-        f"{repeats} repeats of {steps} steps, after {STEP_WARMUP} warm-up steps).",
+        f"{date.today()}, {platform.processor() or platform.machine()}, median of {ROUNDS} "
+        f"alternated process runs (each the median of {repeats} repeats of {steps} steps, after "
+        f"{STEP_WARMUP} warm-up steps), at one thread (as `make demo` runs) and at {threads}.",
         "",
-        "| workload | minidiff ms/step | PyTorch ms/step | ratio | minidiff peak MB "
+        "| workload | threads | minidiff ms/step | PyTorch ms/step | ratio | minidiff peak MB "
         "| PyTorch peak MB | minidiff parameters | PyTorch parameters |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Parameters: total (U-ViT + text encoder).",
@@ -151,7 +154,8 @@ def step_table(frameworks: list[str], threads: int) -> None:
         "",
         "- minidiff: `Trainer.train_step()` of `TextToVideo(get_preset(...))`, built as "
         "`pipeline.train_system` builds it.",
-        "- PyTorch: `benchmarks/torch_uvit.py`, the same U-ViT (3-D rotary positions, factorized "
+        "- PyTorch: `benchmarks/torch_uvit.py`, the same U-ViT (3-D rotary positions, "
+        f"{', '.join(sorted({get_preset(n).model['attention'] for n in STEPS.values()}))} "
         "attention, long skips) and text encoder in plain eager mode: attention written as "
         "matmul + mask + softmax + matmul (no `F.scaled_dot_product_attention`, no "
         "`torch.compile`), `torch.optim.AdamW` with its default implementation, "

@@ -48,7 +48,7 @@ def colour_entropy(colours) -> float:
     """Entropy in bits of the empirical distribution of ``colours`` (eq-colour-entropy)."""
     _, counts = numpy.unique(numpy.asarray(colours), return_counts=True)
     p = counts / counts.sum()
-    return float(-(p * numpy.log2(p)).sum())
+    return float(abs((p * numpy.log2(p)).sum()))  # abs: one colour gives 0, not -0
 
 
 def spread(points) -> float:
