@@ -116,3 +116,38 @@ def test_train_config_errors():
         TrainConfig.from_dict({"learning_rate": 1.0})
     with pytest.raises(ValueError, match="target"):
         TrainConfig(target="score")
+
+
+def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
+    """Every array a training step of the demo system records, forward and backward, is float32:
+    one float64 constant anywhere would silently double the cost of everything after it."""
+    from minidiff import pipeline
+    from minidiff.autograd.tensor import Tensor
+    from minidiff.presets import get_preset
+
+    seen = []
+    original = Tensor._from_op.__func__
+
+    def spy(cls, data, parents, backward, op):
+        seen.append((op, data.dtype))
+        if backward is not None:
+
+            def checked(g, backward=backward, op=op):
+                grads = backward(g)
+                seen.extend((f"{op} backward", x.dtype) for x in grads if x is not None)
+                return grads
+
+            backward = checked
+        return original(cls, data, parents, backward, op)
+
+    base = get_preset("tiny-cpu")
+    preset = base.with_overrides(
+        train_clips=16,
+        model={**base.model, "dim": 32, "depth": 3},
+        train={**base.train, "steps": 1, "batch_size": 4, "checkpoint_every": 0, "sample_every": 0},
+    )
+    monkeypatch.setattr(Tensor, "_from_op", classmethod(spy))
+    pipeline.train_system(preset, tmp_path, progress=False)
+    floats = {dtype for _, dtype in seen if dtype.kind == "f"}
+    assert len(seen) > 100
+    assert floats == {np.dtype(np.float32)}, [e for e in seen if e[1] != np.float32][:5]
