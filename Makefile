@@ -9,6 +9,9 @@ PYTEST := $(PY) -m pytest --hypothesis-profile=ci -n 2 -q
 # two cores (pytest runs two workers) made them up to 20x slower in measurements here.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
+# minidiff's own threads (minidiff/parallel.py) for the long single-process jobs: every core.
+# The tests stay at one thread per worker, as pytest already runs two workers.
+THREADS ?= $(shell $(PYTHON) -c "import os; print(os.cpu_count() or 1)")
 
 .PHONY: help venv test test-gpu test-slow book exercises lint bench demo toy clean
 
@@ -32,18 +35,18 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(PYTEST)
+	MINIDIFF_NUM_THREADS=1 $(PYTEST)
 
 test-gpu: $(STAMP)
 	$(PY) -m pip install -q -e ".[gpu]" || true
-	MINIDIFF_DEVICE=cuda $(PYTEST)
+	MINIDIFF_NUM_THREADS=1 MINIDIFF_DEVICE=cuda $(PYTEST)
 
 test-slow: $(STAMP)
-	$(PYTEST) -m slow
+	MINIDIFF_NUM_THREADS=1 $(PYTEST) -m slow
 
 book: $(STAMP)
 	rm -rf book/_build
-	$(VENV)/bin/jupyter-book build book -W --keep-going
+	MINIDIFF_NUM_THREADS=$(THREADS) $(VENV)/bin/jupyter-book build book -W --keep-going
 
 exercises: $(STAMP)
 	$(PY) -m exercises.build
@@ -56,7 +59,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 demo: $(STAMP)
-	$(PY) -m minidiff demo --out runs/demo
+	MINIDIFF_NUM_THREADS=$(THREADS) $(PY) -m minidiff demo --out runs/demo
 
 toy: $(STAMP)
 	$(PY) -m minidiff toy --out runs/toy

@@ -1,12 +1,14 @@
 """``make bench``: minidiff against PyTorch eager on the CPU, written to benchmarks/results/.
 
-Two tables: ``cpu_block.md`` (one attention + MLP block, forward and backward, at three sizes)
-and ``cpu_step.md`` (one full training step of the demo's text-to-video model).
-``python -m benchmarks.run block`` or ``... step`` measures and writes one of them only.
+Three tables: ``cpu_block.md`` (one attention + MLP block, forward and backward, at three
+sizes), ``cpu_step.md`` (one full training step of the demo's text-to-video model) and
+``cpu_kernels.md`` (minidiff's fused kernels against their plain formulas).
+``python -m benchmarks.run block`` (or ``step``, ``kernels``) measures and writes one of them.
 
-Each measurement is a separate process (same thread count for both), alternating minidiff and
-PyTorch A B A B, five rounds; the tables report medians, the ratio minidiff / PyTorch and the
-peak resident memory of each process. Single runs vary by about 25% on a shared 2-core machine,
+Each measurement of the first two is a separate process (same thread count for both: PyTorch's
+own threads, minidiff's ``MINIDIFF_NUM_THREADS`` over a one-thread BLAS), alternating minidiff
+and PyTorch A B A B, five rounds; the tables report medians, the ratio minidiff / PyTorch and
+the peak resident memory of each process. Single runs vary by about 25% on a shared 2-core machine,
 which is why only medians of alternated runs are compared.
 """
 
@@ -21,21 +23,33 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from .kernels import REPEATS as KERNEL_REPEATS
+from .kernels import ROUNDS as KERNEL_ROUNDS
 from .workloads import REPEATS, SHAPES, STEP_CLIPS, STEP_COUNT, STEP_REPEATS, STEP_WARMUP, STEPS
 
 ROUNDS = 5
 RESULTS = Path(__file__).parent / "results"
-TABLES = ("block", "step")
+TABLES = ("block", "step", "kernels")
+
+
+def _environment(framework: str, threads: int) -> dict:
+    """``threads`` threads for the framework: PyTorch's own (OpenMP and MKL); for minidiff its
+    own threads (``MINIDIFF_NUM_THREADS``) over a one-thread BLAS, which was as fast as or faster
+    than a multi-threaded BLAS on the demo's small matrices (book chapter 15)."""
+    own = framework == "minidiff"
+    blas = "1" if own else str(threads)
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS=blas,
+        OPENBLAS_NUM_THREADS=blas,
+        MKL_NUM_THREADS=blas,
+        MINIDIFF_NUM_THREADS=str(threads),
+        MINIDIFF_DEVICE="cpu",
+    )
 
 
 def _measure(framework: str, workload: str, threads: int) -> dict:
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(threads),
-        OPENBLAS_NUM_THREADS=str(threads),
-        MKL_NUM_THREADS=str(threads),
-        MINIDIFF_DEVICE="cpu",
-    )
+    env = _environment(framework, threads)
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.workloads", framework, workload],
         capture_output=True,
@@ -105,7 +119,7 @@ def _params(run: dict) -> str:
 
 def step_table(frameworks: list[str], threads: int) -> None:
     """cpu_step.md: one training step of each preset in STEPS, with the parameter counts, at
-    one thread (what `make demo` uses) and at ``threads``."""
+    one thread and at ``threads`` (what `make demo` uses)."""
     from minidiff.presets import get_preset
 
     rows, mismatched, repeats, steps = [], [], STEP_REPEATS, STEP_COUNT
@@ -126,7 +140,9 @@ def step_table(frameworks: list[str], threads: int) -> None:
         "",
         f"{date.today()}, {platform.processor() or platform.machine()}, median of {ROUNDS} "
         f"alternated process runs (each the median of {repeats} repeats of {steps} steps, after "
-        f"{STEP_WARMUP} warm-up steps), at one thread (as `make demo` runs) and at {threads}.",
+        f"{STEP_WARMUP} warm-up steps), at one thread and at {threads} (`make demo` uses every "
+        "core). minidiff's threads: `MINIDIFF_NUM_THREADS` over a one-thread BLAS; PyTorch's: "
+        "its own intra-op threads.",
         "",
         "| workload | threads | minidiff ms/step | PyTorch ms/step | ratio | minidiff peak MB "
         "| PyTorch peak MB | minidiff parameters | PyTorch parameters |",
@@ -166,6 +182,43 @@ def step_table(frameworks: list[str], threads: int) -> None:
     _write("cpu_step.md", lines)
 
 
+def kernel_table(threads: int) -> None:
+    """cpu_kernels.md: each fused kernel against its plain formula (``benchmarks/kernels.py``)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.kernels", "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        env=_environment("minidiff", 1),
+        check=True,
+    )
+    rows = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    fused = f"fused_{threads}"
+    lines = [
+        "# CPU benchmark: fused kernels against their plain formulas (float32)",
+        "",
+        f"{date.today()}, {platform.processor() or platform.machine()}; forward and backward "
+        f"together, at the sizes of one training step of the demo model (preset `tiny-cpu`); "
+        f"median of {KERNEL_ROUNDS} alternated rounds, each the median of {KERNEL_REPEATS} calls.",
+        "",
+        f"| kernel | what | plain ms | fused ms, 1 thread | speed-up | fused ms, {threads} "
+        "threads | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['kernel']} | {row['what']} | {row['plain']:.3f} | {row['fused_1']:.3f} | "
+            f"{row['plain'] / row['fused_1']:.2f}x | {row[fused]:.3f} | "
+            f"{row['plain'] / row[fused]:.2f}x |"
+        )
+    lines += [
+        "",
+        "plain: the formula as NumPy expressions, one temporary array per operation "
+        "(`kernels.plain_*`); fused: in-place ufuncs over cache-sized blocks, the blocks shared "
+        "among the threads (`minidiff/kernels.py`). Speed-up: plain ms / fused ms.",
+    ]
+    _write("cpu_kernels.md", lines)
+
+
 def main(argv=None) -> None:
     tables = list(argv if argv is not None else sys.argv[1:]) or list(TABLES)
     unknown = set(tables) - set(TABLES)
@@ -183,6 +236,8 @@ def main(argv=None) -> None:
         block_table(frameworks, threads)
     if "step" in tables:
         step_table(frameworks, threads)
+    if "kernels" in tables:
+        kernel_table(threads)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def _world(args) -> int:
 
 
 def _demo(args) -> int:
-    from . import backend, pipeline
+    from . import backend, memory, parallel, pipeline
     from .video import TextToVideo
 
     out = Path(args.out)
@@ -129,6 +129,9 @@ def _demo(args) -> int:
             sum(trainer.losses[-100:]) / max(1, len(trainer.losses[-100:])), 4
         ),
         "sampler": f"DDIM {preset.sample_steps} steps, guidance {preset.guidance}",
+        "device": system.encoder.device,
+        "CPU threads (MINIDIFF_NUM_THREADS)": parallel.threads(),
+        "peak memory MB": round(memory.peak_bytes(system.encoder.device) / 2**20),
     }
     report = pipeline.write_report(out, results, info, continuation)
     print(report.read_text())

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import sys
 import tracemalloc
 
 from . import backend
@@ -31,6 +32,19 @@ def bytes_in_use(device: str = "cpu") -> int:
             raise RuntimeError("bytes_in_use on the CPU needs tracemalloc.start() first")
         return tracemalloc.get_traced_memory()[0]
     return backend.module_for(device).get_default_memory_pool().used_bytes()
+
+
+def peak_bytes(device: str = "cpu") -> int:
+    """The high-water mark of memory so far. On the CPU, the process's peak resident set size
+    (all of it: the interpreter and libraries too). On a GPU, the bytes the CuPy pool holds: the
+    pool keeps every block it has allocated for reuse until it is told to free them, so what it
+    holds is the largest use so far, rounded up to its block sizes."""
+    if device == "cpu":
+        import resource  # Unix only
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+    return backend.module_for(device).get_default_memory_pool().total_bytes()
 
 
 @contextlib.contextmanager

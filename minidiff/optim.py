@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from . import backend
+from . import backend, kernels
 from .autograd.tensor import Tensor
 
 
@@ -135,16 +135,19 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
         state["step"] += 1
         t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1.0 - beta1) * g
-        v *= beta2
-        v += (1.0 - beta2) * (g * g)
         if decay and self.decoupled:
             p.data *= 1.0 - lr * decay
-        step_size = lr / (1.0 - beta1**t)
-        denominator = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**t)) + group["eps"]
-        p.data -= step_size * (m / denominator)
+        kernels.adam_step(
+            p.data,
+            g,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            step_size=lr / (1.0 - beta1**t),
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            correction2=1.0 / math.sqrt(1.0 - beta2**t),
+        )
 
 
 class AdamW(Adam):

@@ -89,8 +89,9 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.device = next(iter(model.parameters())).device
         self.clips = backend.to_device(clips, self.device)
-        self.ids = None if ids is None else backend.to_device(ids, self.device)
-        self.mask = None if mask is None else backend.to_device(mask, self.device)
+        # captions stay on the host: the conditioner checks them there without a device sync
+        self.ids = None if ids is None else backend.to_numpy(ids)
+        self.mask = None if mask is None else backend.to_numpy(mask)
         params = model.parameters() + (conditioner.parameters() if conditioner else [])
         self.parameters = params
         self.optimizer = optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -106,10 +107,8 @@ class Trainer:
     # --- one step ---------------------------------------------------------------------------------
     def _batch(self, rng):
         index = rng.integers(0, self.clips.shape[0], size=self.config.batch_size)
-        xp = backend.xp_of(self.clips)
-        index = xp.asarray(index)
         return (
-            self.clips[index],
+            self.clips[backend.xp_of(self.clips).asarray(index)],
             (None if self.ids is None else self.ids[index]),
             (None if self.mask is None else self.mask[index]),
         )

@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 
 import minidiff as md
-from minidiff import optim
+from minidiff import memory, optim
 from minidiff.memory import bytes_in_use, held_by_module, tracing
 from minidiff.models import UViT, UViTConfig
 from minidiff.nn import MLP
@@ -89,3 +89,10 @@ def test_an_mlp_holds_what_its_backward_needs():
     held = held_by_module(net, lambda: net(x))
     assert held["fc1"] >= 64 * 32 * 4
     assert sum(held.values()) < 64 * 32 * 4 * 8
+
+
+def test_peak_bytes_on_the_cpu_covers_a_large_array_just_written():
+    before = memory.peak_bytes("cpu")
+    block = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB, every page written
+    assert memory.peak_bytes("cpu") >= block.nbytes
+    assert memory.peak_bytes("cpu") >= before

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 import minidiff as md
-from minidiff import nn
+from minidiff import nn, parallel
 from minidiff.diffusion import schedules
 from minidiff.models import UViT, UViTConfig
 from minidiff.train import TrainConfig, Trainer
+
+from .conftest import requires_gpu
 
 
 class TinyConditioner(nn.Module):
@@ -71,10 +73,9 @@ def _setup(tmp_path, seed=0, steps=6, conditioned=True):
 
 def _params(trainer):
     return {
-        name: p.numpy().copy()
-        for name, module in trainer.modules.items()
-        for name_p, p in module.named_parameters()
-        for name in [f"{name}.{name_p}"]
+        f"{module_name}.{name}": p.numpy().copy()
+        for module_name, module in trainer.modules.items()
+        for name, p in module.named_parameters()
     }
 
 
@@ -151,3 +152,40 @@ def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
     floats = {dtype for _, dtype in seen if dtype.kind == "f"}
     assert len(seen) > 100
     assert floats == {np.dtype(np.float32)}, [e for e in seen if e[1] != np.float32][:5]
+
+
+def test_training_over_threads_follows_the_one_thread_run(tmp_path):
+    """Threads split the products and kernels of a step (``parallel``), not its arithmetic:
+    six steps over three threads, with pieces as small as one row, follow one thread up to
+    float32 rounding: only partial sums, such as layer norm's dweight, are added in another
+    order. Adam moves a weight by up to lr per step however small its gradient, so where rounding
+    changes a gradient near zero a weight may move differently by a fraction of lr (1e-3 here);
+    the bound on the weights is a tenth of that."""
+    one = _setup(tmp_path / "one")
+    one.run(progress=False)
+    saved = parallel.MIN_WORK, parallel.set_threads(3)
+    parallel.MIN_WORK = 1
+    try:
+        three = _setup(tmp_path / "three")
+        three.run(progress=False)
+    finally:
+        parallel.MIN_WORK = saved[0]
+        parallel.set_threads(saved[1])
+    np.testing.assert_allclose(three.losses, one.losses, rtol=1e-5)
+    for name, value in _params(one).items():
+        np.testing.assert_allclose(_params(three)[name], value, rtol=0, atol=1e-4, err_msg=name)
+
+
+@requires_gpu
+def test_a_training_step_on_the_gpu_waits_for_nothing(tmp_path):
+    """No host sync inside a step: the host queues the whole step and only the logging every
+    ``log_every`` steps reads a loss back (CuPy raises DeviceSynchronized on a sync)."""
+    import cupyx
+
+    if not hasattr(cupyx, "allow_synchronize"):
+        pytest.skip("this CuPy has no cupyx.allow_synchronize")
+    trainer = _setup(tmp_path)
+    trainer.train_step()  # first step: kernels compile, the pool grows
+    with cupyx.allow_synchronize(False):
+        loss = trainer.train_step()
+    assert np.isfinite(float(loss.item()))

@@ -14,7 +14,7 @@ import math
 
 import numpy
 
-from .. import backend
+from .. import backend, kernels, parallel
 from ..errors import ShapeError
 from .tensor import Tensor, coerce
 
@@ -205,19 +205,42 @@ def matmul(a, b) -> Tensor:
             f"({a.shape[-1]} != {b.shape[-2]})"
         )
     _broadcast_shape("matmul (batch axes)", a.shape[:-2], b.shape[:-2])
-    xp = backend.xp_of(a.data)
     if b.ndim == 2 and a.ndim > 2:
-        return _matmul_folded(a, b, xp)
+        return _matmul_folded(a, b)
 
     def backward(g):
-        ga = sum_to(xp.matmul(g, b.data.swapaxes(-1, -2)), a.shape) if a.requires_grad else None
-        gb = sum_to(xp.matmul(a.data.swapaxes(-1, -2), g), b.shape) if b.requires_grad else None
+        ga = sum_to(_product(g, b.data.swapaxes(-1, -2)), a.shape) if a.requires_grad else None
+        gb = sum_to(_product(a.data.swapaxes(-1, -2), g), b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(xp.matmul(a.data, b.data), (a, b), backward, "matmul")
+    return Tensor._from_op(_product(a.data, b.data), (a, b), backward, "matmul")
 
 
-def _matmul_folded(a: Tensor, b: Tensor, xp) -> Tensor:
+def _product(a, b):
+    """``a @ b`` of arrays; on the CPU, split over threads (``parallel``) by rows of a 2-D
+    product, or by the first batch axis when both operands have the same batch shape."""
+    if backend.is_cupy_array(a) or parallel.threads() == 1:
+        return backend.xp_of(a).matmul(a, b)
+    n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+    batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
+    if a.ndim != b.ndim or (a.ndim > 2 and not batched):
+        return numpy.matmul(a, b)
+    work = math.prod(a.shape[:-2]) * n * k * m // 8
+    pieces = parallel.split(a.shape[0] if batched else n, work)
+    if len(pieces) == 1:
+        return numpy.matmul(a, b)
+    out = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
+
+    def piece(s):
+        if batched:
+            return lambda: numpy.matmul(a[s], b[s], out=out[s])
+        return lambda: numpy.matmul(a[s], b, out=out[s])
+
+    parallel.run([piece(s) for s in pieces])
+    return out
+
+
+def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:
     """(..., n, k) @ (k, m) as one (rows, k) @ (k, m) product, rows = all leading entries.
 
     The same math as the batched form, but one large GEMM instead of one per batch entry (4-7x
@@ -230,11 +253,11 @@ def _matmul_folded(a: Tensor, b: Tensor, xp) -> Tensor:
 
     def backward(g):
         g_rows = g.reshape(count, m)
-        ga = xp.matmul(g_rows, b.data.T).reshape(a.shape) if a.requires_grad else None
-        gb = xp.matmul(rows.T, g_rows) if b.requires_grad else None
+        ga = _product(g_rows, b.data.T).reshape(a.shape) if a.requires_grad else None
+        gb = _product(rows.T, g_rows) if b.requires_grad else None
         return ga, gb
 
-    out = xp.matmul(rows, b.data).reshape(*a.shape[:-1], m)
+    out = _product(rows, b.data).reshape(*a.shape[:-1], m)
     return Tensor._from_op(out, (a, b), backward, "matmul")
 
 
@@ -291,10 +314,6 @@ def relu(x) -> Tensor:
     return Tensor._from_op(out, (x,), lambda g: (g * positive,), "relu")
 
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
-
-
 def gelu(x, approximate: str = "tanh") -> Tensor:
     """GELU(x) = x Phi(x), Phi the standard normal CDF.
 
@@ -306,12 +325,10 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
     xp = backend.xp_of(x.data)
     d = x.data
     if approximate == "tanh":
-        t = xp.tanh(_SQRT_2_OVER_PI * (d + _GELU_CUBIC * d * d * d))
-        out = 0.5 * d * (1.0 + t)
+        out, t = kernels.gelu_tanh(d)
 
         def backward(g):
-            du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * d * d)
-            return (g * (0.5 * (1.0 + t) + 0.5 * d * (1.0 - t * t) * du),)
+            return (kernels.gelu_tanh_grad(g, d, t),)
 
     elif approximate == "none":
         cdf = 0.5 * (1.0 + backend.erf(d * (1.0 / math.sqrt(2.0))))
@@ -329,9 +346,8 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
 def silu(x) -> Tensor:
     """SiLU(x) = x sigma(x).  d/dx = sigma (1 + x (1 - sigma))."""
     x = _floating(x)
-    s = _sigmoid(backend.xp_of(x.data), x.data)
-    out = x.data * s
-    return Tensor._from_op(out, (x,), lambda g: (g * s * (1.0 + x.data * (1.0 - s)),), "silu")
+    out, s = kernels.silu(x.data)
+    return Tensor._from_op(out, (x,), lambda g: (kernels.silu_grad(g, x.data, s),), "silu")
 
 
 def abs(x) -> Tensor:  # noqa: A001
@@ -507,21 +523,35 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     return Tensor._from_op(out, (x,), backward, "logsumexp")
 
 
-def softmax(x, axis: int = -1) -> Tensor:
+def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
     """softmax(x)_i = e^{x_i - m} / sum_j e^{x_j - m}, m = max x (shift-invariant, eq-softmax).
 
-    Backward (eq-softmax-vjp): dL/dx = s * (g - sum_j g_j s_j).
+    ``scale`` and ``mask`` fuse attention's logits into the same op: softmax(scale x + M), M =
+    -inf where a boolean ``mask`` is False, or a float ``mask`` added as it is (broadcast
+    against x; ``axis`` must then be the last). One node instead of three, no full-size
+    temporaries for the scaled and masked logits.
+
+    Backward (eq-softmax-vjp): dL/dx = scale s * (g - sum_j g_j s_j).
     """
     x = _floating(x)
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
-    e = xp.exp(x.data - _stable_shift(x.data, (ax,)))
-    out = e / e.sum(axis=ax, keepdims=True)
+    last = ax == x.ndim - 1
+    if mask is not None:
+        if not last:
+            raise ShapeError(f"softmax: a mask needs axis=-1, got axis={axis}")
+        mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if mask.dtype != bool:
+            mask = mask.astype(x.dtype, copy=False)
+        _broadcast_shape("softmax (mask)", mask.shape, x.shape)
+    data = x.data if last else xp.moveaxis(x.data, ax, -1)
+    out = kernels.softmax(data, float(scale), mask)
 
     def backward(g):
-        return (out * (g - (g * out).sum(axis=ax, keepdims=True)),)
+        grad = kernels.softmax_grad(g if last else xp.moveaxis(g, ax, -1), out, float(scale))
+        return (grad if last else xp.moveaxis(grad, -1, ax),)
 
-    return Tensor._from_op(out, (x,), backward, "softmax")
+    return Tensor._from_op(out if last else xp.moveaxis(out, -1, ax), (x,), backward, "softmax")
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:

@@ -277,8 +277,9 @@ class TextEncoder(Module):
         return self.token_embedding.weight.device
 
     def _checked(self, ids, mask, drop):
-        """ids, mask and drop as arrays on the encoder's device, after checking them on the host
-        (ids come from the tokenizer as host arrays, so the checks cost no device sync)."""
+        """ids (on the host), mask and drop (on the encoder's device), after checking them on
+        the host: ids come from the tokenizer as host arrays, so the checks cost no device sync,
+        and the embedding looks them up from there."""
         ids = backend.to_numpy(ids.data if isinstance(ids, Tensor) else ids)
         mask = backend.to_numpy(mask.data if isinstance(mask, Tensor) else mask)
         name = f"TextEncoder(vocab_size={self.vocab_size}, max_length={self.max_length})"
@@ -322,7 +323,7 @@ class TextEncoder(Module):
                 f"{name}: rows {numpy.flatnonzero(empty).tolist()} have no real tokens (an "
                 "empty caption); for 'no caption' drop the row or use null_condition()"
             )
-        return backend.to_device(ids, self.device), backend.to_device(mask, self.device), drop
+        return ids, backend.to_device(mask, self.device), drop
 
     def null_condition(self, batch: int, length: int = 1) -> tuple[Tensor, object]:
         """The null caption for ``batch`` rows padded to ``length``: features (batch, length,

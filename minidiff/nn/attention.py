@@ -9,8 +9,9 @@ and K have unit variance, so the softmax does not saturate as d grows. ``mask`` 
 boolean, True where a query *may* attend to a key (PyTorch's convention; False becomes -inf), or
 a float array added to the logits. Every query must be allowed at least one key.
 
-Built from differentiable ops (matmul, softmax, where), so its backward is the composition of
-theirs (book eq. ``eq-attention-vjp``) and is gradient-checked like any op.
+Built from differentiable ops (matmul, and a softmax that applies the scale and the mask in the
+same fused op), so its backward is the composition of theirs (book eq. ``eq-attention-vjp``)
+and is gradient-checked like any op.
 """
 
 from __future__ import annotations
@@ -36,16 +37,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None)
             "the last axis and k and v the second-to-last"
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.swapaxes(-1, -2)) * scale
     if mask is not None:
-        mask = mask.data if isinstance(mask, Tensor) else mask
-        xp = backend.xp_of(scores.data)
-        mask = xp.asarray(mask)
-        if mask.dtype == bool:
-            scores = ops.where(mask, scores, -math.inf)
-        else:
-            scores = scores + mask
-    return ops.softmax(scores, axis=-1) @ v
+        mask = backend.xp_of(q.data).asarray(mask.data if isinstance(mask, Tensor) else mask)
+    return ops.softmax(q @ k.swapaxes(-1, -2), axis=-1, scale=scale, mask=mask) @ v
 
 
 class MultiHeadAttention(Module):

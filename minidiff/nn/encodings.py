@@ -20,9 +20,10 @@ import math
 
 import numpy
 
-from .. import backend
+from .. import backend, kernels
 from ..autograd import ops
 from ..autograd.tensor import Tensor
+from ..errors import ShapeError
 
 
 def timestep_embedding(t, dim: int, max_period: float = 10000.0, dtype=None) -> Tensor:
@@ -152,8 +153,17 @@ def apply_rope(x: Tensor, cos, sin) -> Tensor:
 
     A rotation by angle p w applied to a query at p and a key at q leaves their dot product a
     function of (p - q) w only: attention scores see relative positions (eq-rope)."""
-    *lead, n, d = x.shape
-    pairs = x.reshape(*lead, n, d // 2, 2)
-    a, b = (part.squeeze(-1) for part in ops.split(pairs, 2, axis=-1))
-    rotated = ops.stack([a * cos - b * sin, a * sin + b * cos], axis=-1)
-    return rotated.reshape(*lead, n, d)
+    if x.shape[-1] % 2 or cos.shape != sin.shape or cos.shape[-1] != x.shape[-1] // 2:
+        raise ShapeError(
+            f"apply_rope: x {x.shape} needs an even last axis and cos, sin of equal shapes "
+            f"ending in {x.shape[-1] // 2}, got {cos.shape} and {sin.shape}"
+        )
+    x = ops._floating(x)
+    cos, sin = (
+        (t.data if isinstance(t, Tensor) else t).astype(x.dtype, copy=False) for t in (cos, sin)
+    )
+
+    def backward(g):
+        return (kernels.rotate_pairs(g, cos, -sin),)
+
+    return Tensor._from_op(kernels.rotate_pairs(x.data, cos, sin), (x,), backward, "rope")

@@ -7,7 +7,7 @@ chain of elementary ops they replace and checked against central differences the
 
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, kernels
 from ..autograd import ops
 from ..autograd.ops import gelu, log_softmax, logsumexp, silu, softmax
 from ..autograd.tensor import Tensor, coerce
@@ -46,36 +46,27 @@ def layer_norm(
             raise ShapeError(f"layer_norm: {name} has shape {p.shape}, expected ({d},)")
     weight = coerce(weight, x, "layer_norm") if weight is not None else None
     bias = coerce(bias, x, "layer_norm") if bias is not None else None
-    xp = backend.xp_of(x.data)
-    mean = x.data.mean(axis=-1, keepdims=True)
-    centered = x.data - mean
-    rstd = 1.0 / xp.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
-    x_hat = centered * rstd
-    out = x_hat
-    if weight is not None:
-        out = out * weight.data
-    if bias is not None:
-        out = out + bias.data
-    lead = tuple(range(x.ndim - 1))
+    out, x_hat, rstd = kernels.layer_norm(
+        x.data,
+        None if weight is None else weight.data,
+        None if bias is None else bias.data,
+        eps,
+    )
     parents = tuple(t for t in (x, weight, bias) if t is not None)
 
     def backward(g):
-        gh = g * weight.data if weight is not None else g
-        grads = [
-            rstd
-            * (
-                gh
-                - gh.mean(axis=-1, keepdims=True)
-                - x_hat * (gh * x_hat).mean(axis=-1, keepdims=True)
-            )
-            if x.requires_grad
-            else None
-        ]
-        if weight is not None:
-            grads.append((g * x_hat).sum(axis=lead) if weight.requires_grad else None)
-        if bias is not None:
-            grads.append(g.sum(axis=lead) if bias.requires_grad else None)
-        return tuple(grads)
+        dx, dw, db = kernels.layer_norm_grad(
+            g,
+            x_hat,
+            rstd,
+            None if weight is None else weight.data,
+            (
+                x.requires_grad,
+                weight is not None and weight.requires_grad,
+                bias is not None and bias.requires_grad,
+            ),
+        )
+        return (dx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
 
     return Tensor._from_op(out, parents, backward, "layer_norm")
 

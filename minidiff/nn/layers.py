@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy
+
 from .. import backend
 from ..autograd.tensor import Tensor
 from ..errors import DTypeError, ShapeError
@@ -153,8 +155,11 @@ class Embedding(Module):
         self.weight = init.normal_(_empty(num_embeddings, dim, dtype=dtype, device=device), std)
 
     def forward(self, indices) -> Tensor:
-        xp = backend.xp_of(self.weight.data)
-        indices = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        """Rows of ``weight`` for integer ``indices`` of any shape. The range check runs where
+        the indices are: free for host indices (moved to the device after it), one device sync
+        for indices already on a GPU."""
+        indices = indices.data if isinstance(indices, Tensor) else indices
+        indices = indices if hasattr(indices, "dtype") else numpy.asarray(indices)
         if indices.dtype.kind not in "iu":
             raise DTypeError(f"Embedding: indices must be integers, got dtype {indices.dtype}")
         if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.num_embeddings):
@@ -163,7 +168,7 @@ class Embedding(Module):
                 f"[0, {self.num_embeddings}), got [{int(indices.min())}, "
                 f"{int(indices.max())}]"
             )
-        return self.weight[indices]
+        return self.weight[backend.xp_of(self.weight.data).asarray(indices)]
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.dim}"
