@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 # The tests stay at one thread per worker, as pytest already runs two workers.
 THREADS ?= $(shell $(PYTHON) -c "import os; print(os.cpu_count() or 1)")
 
-.PHONY: help venv test test-gpu test-slow book exercises lint bench demo toy clean
+.PHONY: help venv test test-gpu test-slow book exercises lint bench bench-gpu demo toy clean
 
 help:
 	@echo "make demo       run the main example (see README)"
@@ -24,6 +24,7 @@ help:
 	@echo "make exercises  regenerate the student notebooks from exercises/src"
 	@echo "make lint       ruff"
 	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
+	@echo "make bench-gpu  the same on a CUDA GPU against PyTorch CUDA (writes gpu.md)"
 	@echo "make toy        2-D diffusion: DDPM vs DDIM vs flow matching (writes runs/toy/)"
 
 venv: $(STAMP)
@@ -57,6 +58,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.run
+
+bench-gpu: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench,gpu]" || true
+	$(PY) -m benchmarks.run gpu
 
 demo: $(STAMP)
 	MINIDIFF_NUM_THREADS=$(THREADS) $(PY) -m minidiff demo --out runs/demo

@@ -3,7 +3,9 @@
 Three tables: ``cpu_block.md`` (one attention + MLP block, forward and backward, at three
 sizes), ``cpu_step.md`` (one full training step of the demo's text-to-video model) and
 ``cpu_kernels.md`` (minidiff's fused kernels against their plain formulas).
-``python -m benchmarks.run block`` (or ``step``, ``kernels``) measures and writes one of them.
+``python -m benchmarks.run block`` (or ``step``, ``kernels``) measures and writes one of them;
+``python -m benchmarks.run gpu`` (``make bench-gpu``) writes ``gpu.md``, the block and step
+workloads on a CUDA GPU.
 
 Each measurement of the first two is a separate process (same thread count for both: PyTorch's
 own threads, minidiff's ``MINIDIFF_NUM_THREADS`` over a one-thread BLAS), alternating minidiff
@@ -29,7 +31,8 @@ from .workloads import REPEATS, SHAPES, STEP_CLIPS, STEP_COUNT, STEP_REPEATS, ST
 
 ROUNDS = 5
 RESULTS = Path(__file__).parent / "results"
-TABLES = ("block", "step", "kernels")
+TABLES = ("block", "step", "kernels")  # on the CPU; "gpu" runs only when asked for
+CHOICES = (*TABLES, "gpu")
 
 
 def _environment(framework: str, threads: int) -> dict:
@@ -48,10 +51,10 @@ def _environment(framework: str, threads: int) -> dict:
     )
 
 
-def _measure(framework: str, workload: str, threads: int) -> dict:
+def _measure(framework: str, workload: str, threads: int, device: str = "cpu") -> dict:
     env = _environment(framework, threads)
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.workloads", framework, workload],
+        [sys.executable, "-m", "benchmarks.workloads", framework, workload, "--device", device],
         capture_output=True,
         text=True,
         env=env,
@@ -60,12 +63,14 @@ def _measure(framework: str, workload: str, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _rounds(workload: str, frameworks: list[str], threads: int) -> dict[str, list[dict]]:
+def _rounds(
+    workload: str, frameworks: list[str], threads: int, device: str = "cpu"
+) -> dict[str, list[dict]]:
     """ROUNDS alternated runs of ``workload`` in each framework, by framework."""
     runs = {f: [] for f in frameworks}
     for round_ in range(ROUNDS):
         for framework in frameworks:
-            runs[framework].append(_measure(framework, workload, threads))
+            runs[framework].append(_measure(framework, workload, threads, device))
         print(f"{workload}: round {round_ + 1}/{ROUNDS}", flush=True)
     return runs
 
@@ -219,11 +224,41 @@ def kernel_table(threads: int) -> None:
     _write("cpu_kernels.md", lines)
 
 
+def gpu_table(frameworks: list[str]) -> None:
+    """gpu.md: the block and step workloads on a CUDA GPU, minidiff on CuPy against PyTorch."""
+    from minidiff import backend
+
+    if not backend.gpu_available():
+        raise SystemExit("gpu: CuPy sees no CUDA GPU here (install the 'gpu' extra on a GPU)")
+    lines = [
+        "# GPU benchmark: minidiff on CuPy against PyTorch eager on CUDA (float32)",
+        "",
+        f"{date.today()}, {_gpu_name()}, median of {ROUNDS} alternated process runs. Peak MB: "
+        "the most each framework's GPU memory pool held (CuPy's pool, PyTorch's reserved "
+        "bytes).",
+        "",
+        "| workload | minidiff ms | PyTorch ms | ratio | minidiff peak MB | PyTorch peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload in [*SHAPES, *STEPS]:
+        med, mem = _summary(_rounds(workload, frameworks, 1, device="cuda"))
+        lines.append(f"| {workload} | {_columns(med, mem)} |")
+    _write("gpu.md", lines)
+
+
+def _gpu_name() -> str:
+    from minidiff import backend
+
+    cp = backend.module_for("cuda")
+    name = cp.cuda.runtime.getDeviceProperties(0)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 def main(argv=None) -> None:
     tables = list(argv if argv is not None else sys.argv[1:]) or list(TABLES)
-    unknown = set(tables) - set(TABLES)
+    unknown = set(tables) - set(CHOICES)
     if unknown:
-        raise SystemExit(f"unknown table(s) {sorted(unknown)}; choose from {TABLES}")
+        raise SystemExit(f"unknown table(s) {sorted(unknown)}; choose from {CHOICES}")
     try:
         import torch  # noqa: F401
 
@@ -238,6 +273,8 @@ def main(argv=None) -> None:
         step_table(frameworks, threads)
     if "kernels" in tables:
         kernel_table(threads)
+    if "gpu" in tables:
+        gpu_table(frameworks)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """[cos(t w_k), sin(t w_k)], w_k = max_period^(-k / (dim/2)), cosines first: (B, dim)."""
     half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    steps = torch.arange(half, dtype=torch.float32, device=t.device)
+    frequencies = torch.exp(-math.log(max_period) * steps / half)
     angles = t.float()[:, None] * frequencies[None]
     return torch.cat([torch.cos(angles), torch.sin(angles)], -1)
 
@@ -161,7 +162,7 @@ class TextEncoder(nn.Module):
         tokens = torch.where(mask[:, :, None], self.norm(x), 0.0)
         if drop is not None:
             null_tokens = F.pad(self.null_tokens, (0, 0, 0, length - 1))[None]
-            null_mask = torch.zeros(1, length, dtype=torch.bool)
+            null_mask = torch.zeros(1, length, dtype=torch.bool, device=ids.device)
             null_mask[:, 0] = True
             tokens = torch.where(drop[:, None, None], null_tokens, tokens)
             mask = torch.where(drop[:, None], null_mask, mask)
@@ -252,7 +253,7 @@ class UViT(nn.Module):
             shared = t[:, :, :e].unsqueeze(2).expand(b, heads, groups, e, d // heads)
             return torch.cat([shared, grouped(t)], 3)
 
-        patches = torch.ones(b, 1, 1, length, dtype=torch.bool)
+        patches = torch.ones(b, 1, 1, length, dtype=torch.bool, device=x.device)
         mask = torch.cat([key_mask[..., :e], patches], -1)[:, :, None]
         out = attention(grouped(q), with_extra(k), with_extra(v), mask)
         if not spatial:
@@ -275,8 +276,8 @@ class UViT(nn.Module):
         time = self.time_embed[1](F.silu(self.time_embed[0](time)))
         extra = torch.cat([time[:, None], self.text_embed(text)], 1) + self.extra_pos
         tokens = torch.cat([extra, tokens], 1)
-        always = torch.ones(b, 1, dtype=torch.bool)
-        patches = torch.ones(b, self.patches, dtype=torch.bool)
+        always = torch.ones(b, 1, dtype=torch.bool, device=x.device)
+        patches = torch.ones(b, self.patches, dtype=torch.bool, device=x.device)
         key_mask = torch.cat([always, text_mask, patches], 1)[:, None, None, :]
 
         skips = []
@@ -337,7 +338,8 @@ class TrainStep:
         self.gamma = train["min_snr_gamma"]
         self.grad_clip = train["grad_clip"]
         self.ema_decay = train["ema_decay"]
-        self.schedule = cosine_schedule(1000)
+        self.device = clips.device
+        self.schedule = {k: v.to(self.device) for k, v in cosine_schedule(1000).items()}
         self.parameters = list(model.parameters()) + list(encoder.parameters())
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=train["lr"], weight_decay=train["weight_decay"]
@@ -356,10 +358,10 @@ class TrainStep:
         g, b = self.generator, self.batch_size
         index = torch.randint(0, self.clips.shape[0], (b,), generator=g)
         x0, ids, mask = self.clips[index], self.ids[index], self.mask[index]
-        drop = torch.rand(b, generator=g) < self.cond_drop
+        drop = (torch.rand(b, generator=g) < self.cond_drop).to(self.device)
         tokens, token_mask = self.encoder(ids, mask, drop)
-        t = torch.randint(0, 1000, (b,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, 1000, (b,), generator=g).to(self.device)
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
         a, s = self._at("sqrt_alpha_bars", t), self._at("sqrt_one_minus_alpha_bars", t)
         x_t = a * x0 + s * noise
         target = {"eps": noise, "x0": x0, "v": a * noise - s * x0}[self.target]

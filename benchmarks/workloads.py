@@ -11,8 +11,9 @@ Two kinds of workload, each the same in minidiff and in PyTorch:
   the same 64 clips of the ball world with the preset's batch size, optimizer, schedule, EMA,
   clipping and loss. The JSON line adds the parameter counts of both networks and the last loss.
 
-``--repeats`` and ``--steps`` shorten a run for a quick check. Only the PyTorch path imports
-torch.
+``--repeats`` and ``--steps`` shorten a run for a quick check; ``--device cuda`` runs on a GPU
+(minidiff on CuPy, PyTorch on CUDA; each timed repeat ends by reading the loss, which waits for
+the queued GPU work). Only the PyTorch path imports torch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import tempfile
 import time
@@ -79,11 +81,14 @@ def _step_minidiff(b, n, d):
     return step
 
 
-def _step_torch(b, n, d):
+def _step_torch(b, n, d, device="cpu"):
     import torch
 
-    w = {k: torch.tensor(v, requires_grad=True) for k, v in _weights(d).items()}
-    x = torch.tensor(numpy.random.default_rng(1).standard_normal((b, n, d)).astype(numpy.float32))
+    w = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in _weights(d).items()}
+    x = torch.tensor(
+        numpy.random.default_rng(1).standard_normal((b, n, d)).astype(numpy.float32),
+        device=device,
+    )
 
     def step():
         out = _block(
@@ -158,7 +163,7 @@ def _train_minidiff(preset_name: str):
     return trainer.train_step, params
 
 
-def _train_torch(preset_name: str):
+def _train_torch(preset_name: str, device: str = "cpu"):
     """The same step in PyTorch (benchmarks/torch_uvit.py), on the same clips and captions."""
     import torch
 
@@ -173,14 +178,14 @@ def _train_torch(preset_name: str):
     tokenizer = Tokenizer(VOCABULARY)
     ids, mask = tokenizer.encode(captions, max_length=preset.text["max_length"])
     torch.manual_seed(preset.train.get("seed", 0))
-    encoder = torch_uvit.TextEncoder(len(tokenizer), **preset.text)
-    model = torch_uvit.UViT(_uvit_config(preset))
+    encoder = torch_uvit.TextEncoder(len(tokenizer), **preset.text).to(device)
+    model = torch_uvit.UViT(_uvit_config(preset)).to(device)
     step = torch_uvit.TrainStep(
         model,
         encoder,
-        torch.from_numpy(numpy.ascontiguousarray(clips)),
-        torch.from_numpy(ids),
-        torch.from_numpy(mask),
+        torch.from_numpy(numpy.ascontiguousarray(clips)).to(device),
+        torch.from_numpy(ids).to(device),
+        torch.from_numpy(mask).to(device),
         preset.train,
     )
     params = {
@@ -190,9 +195,11 @@ def _train_torch(preset_name: str):
     return step, params
 
 
-def _time_training(framework: str, workload: str, repeats: int, steps: int) -> dict:
-    setup = {"minidiff": _train_minidiff, "torch": _train_torch}[framework]
-    step, params = setup(STEPS[workload])
+def _time_training(framework: str, workload: str, repeats: int, steps: int, device: str) -> dict:
+    if framework == "minidiff":
+        step, params = _train_minidiff(STEPS[workload])
+    else:
+        step, params = _train_torch(STEPS[workload], device)
     for _ in range(STEP_WARMUP):
         step()
     times = []
@@ -200,6 +207,7 @@ def _time_training(framework: str, workload: str, repeats: int, steps: int) -> d
         start = time.perf_counter()
         for _ in range(steps):
             loss = step()
+        loss.item()  # waits for a GPU to finish the queued steps (a no-op wait on the CPU)
         times.append((time.perf_counter() - start) / steps)
     return {
         "ms": 1000 * float(numpy.median(times)),
@@ -216,14 +224,19 @@ def main(argv=None) -> None:
     parser.add_argument("workload", choices=[*SHAPES, *STEPS])
     parser.add_argument("--repeats", type=int, help="timed repeats (median reported)")
     parser.add_argument("--steps", type=int, default=STEP_COUNT, help="steps per repeat")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
+    os.environ["MINIDIFF_DEVICE"] = args.device  # minidiff's default device
     if args.workload in STEPS:
         result = _time_training(
-            args.framework, args.workload, args.repeats or STEP_REPEATS, args.steps
+            args.framework, args.workload, args.repeats or STEP_REPEATS, args.steps, args.device
         )
     else:
         b, n, d = SHAPES[args.workload]
-        step = {"minidiff": _step_minidiff, "torch": _step_torch}[args.framework](b, n, d)
+        if args.framework == "minidiff":
+            step = _step_minidiff(b, n, d)
+        else:
+            step = _step_torch(b, n, d, args.device)
         step()  # warm-up
         times = []
         for _ in range(args.repeats or REPEATS):
@@ -231,8 +244,23 @@ def main(argv=None) -> None:
             step()
             times.append(time.perf_counter() - start)
         result = {"ms": 1000 * float(numpy.median(times))}
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = _peak_bytes(args.framework, args.device) / 2**20
     print(json.dumps(result))
+
+
+def _peak_bytes(framework: str, device: str) -> float:
+    """CPU: the process's peak resident set size. GPU: the most the framework's memory pool has
+    held (CuPy's pool keeps its blocks, so what it holds now; PyTorch's caching allocator's
+    peak reserved bytes)."""
+    if device == "cpu":
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if framework == "torch":
+        import torch
+
+        return torch.cuda.max_memory_reserved()
+    from minidiff import memory
+
+    return memory.peak_bytes("cuda")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Named configurations of the text-to-video system: data, network, text encoder, training.
 
-``tiny-cpu`` is the demo: 8 frames of 16 x 16 pixels, sized to train in about ten minutes on
+``tiny-cpu`` is the demo: 8 frames of 16 x 16 pixels, sized to train in about seven minutes on
 two CPU cores. ``small-gpu`` doubles time and space resolution for a GPU.
 """
 
@@ -39,7 +39,7 @@ PRESETS = {
     for preset in [
         Preset(
             name="tiny-cpu",
-            description="8 frames of 16x16, a 0.3M-parameter U-ViT; ~10 minutes on 2 cores",
+            description="8 frames of 16x16, a 0.3M-parameter U-ViT; ~7 minutes on 2 cores",
             frames=8,
             size=16,
             train_clips=4000,
