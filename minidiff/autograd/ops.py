@@ -216,28 +216,63 @@ def matmul(a, b) -> Tensor:
     return Tensor._from_op(_product(a.data, b.data), (a, b), backward, "matmul")
 
 
-def _product(a, b):
-    """``a @ b`` of arrays; on the CPU, split over threads (``parallel``) by rows of a 2-D
-    product, or by the first batch axis when both operands have the same batch shape."""
-    if backend.is_cupy_array(a) or parallel.threads() == 1:
-        return backend.xp_of(a).matmul(a, b)
+def _product(a, b, addend=None):
+    """``a @ b`` of arrays, plus ``addend`` (broadcast over the rows) if given, added in place.
+    On the CPU the work is split over threads (``parallel``) by rows of a 2-D product, or by
+    the first batch axis when both operands have the same batch shape."""
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
     batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
-    if a.ndim != b.ndim or (a.ndim > 2 and not batched):
-        return numpy.matmul(a, b)
-    work = math.prod(a.shape[:-2]) * n * k * m // 8
-    pieces = parallel.split(a.shape[0] if batched else n, work)
-    if len(pieces) == 1:
-        return numpy.matmul(a, b)
+    serial = backend.is_cupy_array(a) or parallel.threads() == 1
+    if serial or a.ndim != b.ndim or (a.ndim > 2 and not batched):
+        out = backend.xp_of(a).matmul(a, b)
+        if addend is not None:
+            out += addend
+        return out
+    pieces = parallel.split(a.shape[0] if batched else n, math.prod(a.shape[:-2]) * n * k * m // 8)
     out = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
 
     def piece(s):
-        if batched:
-            return lambda: numpy.matmul(a[s], b[s], out=out[s])
-        return lambda: numpy.matmul(a[s], b, out=out[s])
+        def run():
+            numpy.matmul(a[s], b[s] if batched else b, out=out[s])
+            if addend is not None:
+                out[s] += addend
+
+        return run
 
     parallel.run([piece(s) for s in pieces])
     return out
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """y = x W + b over the last axis of x (eq-linear), as one op: the bias is added in place
+    to the product, and the backward pass makes the three gradients directly,
+    dL/dx = g W^T, dL/dW = x^T g and dL/db = g summed over the rows (eq-matmul-vjp and
+    eq-broadcast-reduce, with every leading axis of x folded into the rows)."""
+    x, weight = _operands(x, weight, "linear")
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        raise ShapeError(
+            f"linear: x {x.shape} needs a last axis equal to the rows of a 2-D weight, got "
+            f"weight {weight.shape}"
+        )
+    if bias is not None:
+        bias = coerce(bias, x, "linear")
+        if bias.shape != (weight.shape[1],):
+            raise ShapeError(f"linear: bias {bias.shape}, expected ({weight.shape[1]},)")
+    k, m = weight.shape
+    count = math.prod(x.shape[:-1])
+    rows = x.data.reshape(count, k)
+
+    def backward(g):
+        g_rows = g.reshape(count, m)
+        gx = _product(g_rows, weight.data.T).reshape(x.shape) if x.requires_grad else None
+        gw = _product(rows.T, g_rows) if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, (g_rows.sum(axis=0) if bias.requires_grad else None)
+
+    out = _product(rows, weight.data, None if bias is None else bias.data)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._from_op(out.reshape(*x.shape[:-1], m), parents, backward, "linear")
 
 
 def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ import math
 import numpy
 
 from .. import backend
+from ..autograd import ops
 from ..autograd.tensor import Tensor
 from ..errors import DTypeError, ShapeError
 from . import functional as F
@@ -64,8 +65,7 @@ class Linear(Module):
                 f"Linear({self.in_features}, {self.out_features}): input of shape "
                 f"{x.shape} does not end in {self.in_features}"
             )
-        y = x @ self.weight
-        return y + self.bias if self.bias is not None else y
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

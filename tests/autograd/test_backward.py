@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minidiff as md
+from minidiff import parallel
+from minidiff.autograd import ops
 from minidiff.checks import strategies as S
 
 
@@ -84,6 +86,41 @@ def test_matmul_vjp_formula(data):
     np.testing.assert_allclose(md.backend.to_numpy(A.grad), G @ B0.T, rtol=1e-12, atol=1e-12)
     expected_b = (np.swapaxes(A0, -1, -2) @ G).reshape(-1, k, m).sum(axis=0)
     np.testing.assert_allclose(md.backend.to_numpy(B.grad), expected_b, rtol=1e-12, atol=1e-12)
+
+
+@given(data=st.data(), threads=st.sampled_from([1, 3]))
+def test_linear_vjp_formula(data, threads):
+    """(eq-linear): y = x W + b as one node; dL/dx = G W^T, dL/dW = x^T G and dL/db = G summed
+    over the rows, every leading axis of x folded into the rows; the same over three threads
+    with pieces as small as one row."""
+    lead = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3))
+    k, m = (data.draw(st.integers(1, 4)) for _ in range(2))
+    X0, W0, b0 = (data.draw(S.arrays(shape)) for shape in ((*lead, k), (k, m), (m,)))
+    G = data.draw(S.arrays((*lead, m)))
+    X, W, b = (S.to_tensor(a, True) for a in (X0, W0, b0))
+    saved = parallel.MIN_WORK, parallel.set_threads(threads)
+    parallel.MIN_WORK = 1
+    try:
+        y = ops.linear(X, W, b)
+        assert y.grad_fn.op == "linear" and len(y.grad_fn.parents) == 3
+        y.backward(md.tensor(G, dtype=np.float64).data)
+    finally:
+        parallel.MIN_WORK = saved[0]
+        parallel.set_threads(saved[1])
+    host = md.backend.to_numpy
+    np.testing.assert_allclose(host(y.data), X0 @ W0 + b0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(X.grad), G @ W0.T, rtol=1e-12, atol=1e-12)
+    rows, g_rows = X0.reshape(-1, k), G.reshape(-1, m)
+    np.testing.assert_allclose(host(W.grad), rows.T @ g_rows, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(b.grad), g_rows.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_names_bad_shapes():
+    x = md.tensor(np.zeros((2, 3)))
+    with pytest.raises(md.ShapeError, match="last axis"):
+        ops.linear(x, md.tensor(np.zeros((4, 5))))
+    with pytest.raises(md.ShapeError, match="bias"):
+        ops.linear(x, md.tensor(np.zeros((3, 5))), md.tensor(np.zeros(4)))
 
 
 def test_backward_twice_with_retain_graph_doubles_grad():
