@@ -43,8 +43,9 @@ from . import backend, parallel
 
 BLOCK = 1 << 16
 """Elements per block on the CPU: a block of float32 is 256 KiB, so a formula's inputs, output
-and a scratch array fit together in a core's L2 cache (measured: GELU's forward pass 25% faster
-than over the whole array at once)."""
+and a scratch array fit together in a core's L2 cache (measured on the demo's hidden layer:
+GELU forward and backward about 15% faster than the same in-place formula over the whole
+array at once; book chapter 15)."""
 
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_A = 0.044715
