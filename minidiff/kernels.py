@@ -450,13 +450,21 @@ def rotate_pairs(x, cos, sin):
     if backend.is_cupy_array(x):
         _cuda_kernels()["rotate"](a, b, cos, sin, ra, rb)
         return out
-    scratch = xp.empty(a.shape, dtype=x.dtype)
-    numpy.multiply(a, cos, out=ra)
-    numpy.multiply(b, sin, out=scratch)
-    ra -= scratch
-    numpy.multiply(a, sin, out=rb)
-    numpy.multiply(b, cos, out=scratch)
-    rb += scratch
+
+    def rotate(s):  # the entries s of the first axis (every entry when cos, sin cover it)
+        scratch = numpy.empty(a[s].shape, dtype=x.dtype)
+        numpy.multiply(a[s], cos, out=ra[s])
+        numpy.multiply(b[s], sin, out=scratch)
+        ra[s] -= scratch
+        numpy.multiply(a[s], sin, out=rb[s])
+        numpy.multiply(b[s], cos, out=scratch)
+        rb[s] += scratch
+
+    if a.ndim > numpy.ndim(cos):  # the tables broadcast over the first axis: split it
+        pieces = parallel.split(a.shape[0], x.size)
+    else:
+        pieces = [slice(None)]
+    parallel.run([lambda s=s: rotate(s) for s in pieces])
     return out
 
 

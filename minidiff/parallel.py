@@ -14,6 +14,7 @@ of threads compete for the same cores. On a GPU nothing here is used.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import threading
@@ -54,10 +55,13 @@ def set_threads(count: int) -> int:
     return previous
 
 
-def split(size: int, work: int = 0) -> list[slice]:
-    """``range(size)`` in at most :func:`threads` contiguous pieces of nearly equal length, one
-    piece when the whole operation (``work`` elements or multiply-adds / 8) is too small."""
-    parts = min(threads(), size, max(1, work // MIN_WORK)) if work else min(threads(), size)
+def split(size: int, work: int = 0, most: int | None = None) -> list[slice]:
+    """``range(size)`` in at most :func:`threads` (or ``most``) contiguous pieces of nearly equal
+    length, one piece when the whole operation (``work`` elements or multiply-adds / 8) is too
+    small."""
+    parts = min(threads() if most is None else most, size)
+    if work:
+        parts = min(parts, work // MIN_WORK)
     parts = max(parts, 1)
     bounds = [size * i // parts for i in range(parts + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
@@ -70,7 +74,9 @@ def run(tasks: list) -> list:
     if len(tasks) == 1:
         return [tasks[0]()]
     _start_workers(len(tasks) - 1)
-    jobs = [_Job(task) for task in tasks[1:]]
+    # each task runs in a copy of the caller's context, so that context-local settings such as
+    # NumPy's errstate apply in the worker threads as they do here
+    jobs = [_Job(contextvars.copy_context().run, task) for task in tasks[1:]]
     for job in jobs:
         _queue.put(job)
     try:
@@ -88,10 +94,10 @@ class _Job:
     """A task, its result or error, and a lock that is released when it has run. (A bare lock
     and a queue hand work over in about 12 microseconds, a ``concurrent.futures`` pool in 17.)"""
 
-    __slots__ = ("task", "result", "error", "done")
+    __slots__ = ("runner", "task", "result", "error", "done")
 
-    def __init__(self, task):
-        self.task, self.result, self.error = task, None, None
+    def __init__(self, runner, task):
+        self.runner, self.task, self.result, self.error = runner, task, None, None
         self.done = threading.Lock()
         self.done.acquire()
 
@@ -104,7 +110,7 @@ def _work() -> None:
     while True:
         job = _queue.get()
         try:
-            job.result = job.task()
+            job.result = job.runner(job.task)
         except BaseException as error:  # handed to the caller of run()
             job.error = error
         finally:

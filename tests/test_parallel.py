@@ -67,3 +67,13 @@ def test_thread_count_from_the_environment(monkeypatch):
     assert parallel._from_environment() == 1
     with pytest.raises(ValueError, match="at least 1"):
         parallel.set_threads(0)
+
+
+def test_tasks_run_under_the_callers_numpy_errstate():
+    """NumPy's errstate is local to a context: the worker threads must see the caller's."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="raise"):
+        states = parallel.run([np.geterr for _ in range(3)])
+    for state in states:
+        assert state["invalid"] == "ignore" and state["divide"] == "raise"

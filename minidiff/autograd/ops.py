@@ -209,37 +209,76 @@ def matmul(a, b) -> Tensor:
         return _matmul_folded(a, b)
 
     def backward(g):
-        ga = sum_to(_product(g, b.data.swapaxes(-1, -2)), a.shape) if a.requires_grad else None
-        gb = sum_to(_product(a.data.swapaxes(-1, -2), g), b.shape) if b.requires_grad else None
-        return ga, gb
+        ga, gb = _pair(
+            (g, b.data.swapaxes(-1, -2), None) if a.requires_grad else None,
+            (a.data.swapaxes(-1, -2), g, None) if b.requires_grad else None,
+        )
+        return (
+            None if ga is None else sum_to(ga, a.shape),
+            None if gb is None else sum_to(gb, b.shape),
+        )
 
     return Tensor._from_op(_product(a.data, b.data), (a, b), backward, "matmul")
 
 
 def _product(a, b, addend=None):
-    """``a @ b`` of arrays, plus ``addend`` (broadcast over the rows) if given, added in place.
-    On the CPU the work is split over threads (``parallel``) by rows of a 2-D product, or by
-    the first batch axis when both operands have the same batch shape."""
-    n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-    batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
-    serial = backend.is_cupy_array(a) or parallel.threads() == 1
-    if serial or a.ndim != b.ndim or (a.ndim > 2 and not batched):
-        out = backend.xp_of(a).matmul(a, b)
+    """``a @ b`` of arrays, plus ``addend`` (broadcast over the rows) if given, added in place."""
+    return _products((a, b, addend))[0]
+
+
+def _products(*jobs) -> list:
+    """``a @ b (+ addend)`` for each job ``(a, b, addend)``, e.g. the two products of a backward
+    pass. On the CPU all their pieces go to the threads (``parallel``) in one round: each product
+    gets an equal share of the threads and is split by rows of a 2-D product, or by the first
+    batch axis when both operands have the same batch shape. One round instead of one per
+    product halves the hand-overs of a backward pass."""
+    jobs = [job for job in jobs if job is not None]
+    if backend.is_cupy_array(jobs[0][0]) or parallel.threads() == 1:
+        return [_plain_product(*job) for job in jobs]
+    share = parallel.threads() // len(jobs) or 1  # (this module defines its own max)
+    outs, tasks = [], []
+    for a, b, addend in jobs:
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
+        if a.ndim != b.ndim or (a.ndim > 2 and not batched):  # broadcast batch axes: one piece
+            outs.append([None])
+            tasks.append(
+                lambda a=a, b=b, addend=addend, cell=outs[-1]: cell.__setitem__(
+                    0, _plain_product(a, b, addend)
+                )
+            )
+            continue
+        out = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
+        outs.append(out)
+        work = math.prod(a.shape[:-2]) * n * k * m // 8
+        for s in parallel.split(a.shape[0] if batched else n, work, most=share):
+            tasks.append(_piece(a, b, addend, out, s, batched))
+    parallel.run(tasks)
+    return [out[0] if isinstance(out, list) else out for out in outs]
+
+
+def _pair(first, second) -> tuple:
+    """The two products of a backward pass, computed together; None for a job that is None."""
+    wanted = [job for job in (first, second) if job is not None]
+    results = iter(_products(*wanted)) if wanted else iter(())
+    return tuple(None if job is None else next(results) for job in (first, second))
+
+
+def _piece(a, b, addend, out, s: slice, batched: bool):
+    """The task that writes rows (or batch entries) ``s`` of ``a @ b (+ addend)`` into ``out``."""
+
+    def run():
+        numpy.matmul(a[s], b[s] if batched else b, out=out[s])
         if addend is not None:
-            out += addend
-        return out
-    pieces = parallel.split(a.shape[0] if batched else n, math.prod(a.shape[:-2]) * n * k * m // 8)
-    out = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
+            out[s] += addend
 
-    def piece(s):
-        def run():
-            numpy.matmul(a[s], b[s] if batched else b, out=out[s])
-            if addend is not None:
-                out[s] += addend
+    return run
 
-        return run
 
-    parallel.run([piece(s) for s in pieces])
+def _plain_product(a, b, addend=None):
+    out = backend.xp_of(a).matmul(a, b)
+    if addend is not None:
+        out += addend
     return out
 
 
@@ -264,8 +303,11 @@ def linear(x, weight, bias=None) -> Tensor:
 
     def backward(g):
         g_rows = g.reshape(count, m)
-        gx = _product(g_rows, weight.data.T).reshape(x.shape) if x.requires_grad else None
-        gw = _product(rows.T, g_rows) if weight.requires_grad else None
+        gx, gw = _pair(
+            (g_rows, weight.data.T, None) if x.requires_grad else None,
+            (rows.T, g_rows, None) if weight.requires_grad else None,
+        )
+        gx = None if gx is None else gx.reshape(x.shape)
         if bias is None:
             return gx, gw
         return gx, gw, (g_rows.sum(axis=0) if bias.requires_grad else None)
@@ -288,8 +330,11 @@ def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:
 
     def backward(g):
         g_rows = g.reshape(count, m)
-        ga = _product(g_rows, b.data.T).reshape(a.shape) if a.requires_grad else None
-        gb = _product(rows.T, g_rows) if b.requires_grad else None
+        ga, gb = _pair(
+            (g_rows, b.data.T, None) if a.requires_grad else None,
+            (rows.T, g_rows, None) if b.requires_grad else None,
+        )
+        ga = None if ga is None else ga.reshape(a.shape)
         return ga, gb
 
     out = _product(rows, b.data).reshape(*a.shape[:-1], m)
