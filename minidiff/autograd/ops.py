@@ -236,25 +236,28 @@ def _products(*jobs) -> list:
     if backend.is_cupy_array(jobs[0][0]) or parallel.threads() == 1:
         return [_plain_product(*job) for job in jobs]
     share = parallel.threads() // len(jobs) or 1  # (this module defines its own max)
-    outs, tasks = [], []
-    for a, b, addend in jobs:
+    results, tasks = [None] * len(jobs), []
+    for index, (a, b, addend) in enumerate(jobs):
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
         if a.ndim != b.ndim or (a.ndim > 2 and not batched):  # broadcast batch axes: one piece
-            outs.append([None])
-            tasks.append(
-                lambda a=a, b=b, addend=addend, cell=outs[-1]: cell.__setitem__(
-                    0, _plain_product(a, b, addend)
-                )
-            )
+            tasks.append(_whole(results, index, a, b, addend))
             continue
-        out = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
-        outs.append(out)
+        results[index] = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
         work = math.prod(a.shape[:-2]) * n * k * m // 8
         for s in parallel.split(a.shape[0] if batched else n, work, most=share):
-            tasks.append(_piece(a, b, addend, out, s, batched))
+            tasks.append(_piece(a, b, addend, results[index], s, batched))
     parallel.run(tasks)
-    return [out[0] if isinstance(out, list) else out for out in outs]
+    return results
+
+
+def _whole(results: list, index: int, a, b, addend):
+    """The task that computes a whole product into ``results[index]``."""
+
+    def run():
+        results[index] = _plain_product(a, b, addend)
+
+    return run
 
 
 def _pair(first, second) -> tuple:
