@@ -57,9 +57,13 @@ def use_plain() -> bool:
 
 
 def _blocks(size: int, per: int):
-    """Slices covering ``range(size)`` in pieces of at most ``per``."""
-    per = max(1, per)
-    return [slice(start, min(start + per, size)) for start in range(0, size, per)]
+    """Slices covering ``range(size)`` in equal pieces (to within one) of at most ``per``, their
+    number a multiple of the threads where possible, so that every thread gets as much work."""
+    count = -(-size // max(1, per))
+    threads = parallel.threads()
+    count = min(size, -(-count // threads) * threads)
+    bounds = [size * i // count for i in range(count + 1)] if count else [0]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
 def _rows(x):
