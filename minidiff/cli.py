@@ -139,6 +139,32 @@ def _demo(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    from . import studies
+
+    if args.list:
+        for study in studies.STUDIES.values():
+            print(f"{study.name:24s} {study.question}")
+        return 0
+    if args.name:
+        curve = [int(s) for s in args.curve.split(",")] if args.curve else []
+        out = studies.run_study(
+            args.name,
+            out_root=args.out,
+            steps=args.steps,
+            seconds=args.seconds,
+            curve=curve,
+            id_clips=args.id_clips,
+            ood_clips=args.ood_clips,
+            fresh=args.fresh,
+            command=studies.main_command(args.argv),
+        )
+        print((out / "report.md").read_text())
+    if args.table or args.name:
+        print(f"wrote {studies.table(args.out)}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -241,6 +267,23 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--out", default=None, help="folder for report.md and metrics.json")
     evaluate.set_defaults(run=_evaluate)
 
+    study = commands.add_parser(
+        "study", help="train a named variant and write its measured results to studies/"
+    )
+    study.add_argument("name", nargs="?", help="the study to run (see --list)")
+    study.add_argument("--list", action="store_true", help="list the studies")
+    study.add_argument("--table", action="store_true", help="rewrite studies/README.md")
+    study.add_argument("--steps", type=_positive_int, help="override the study's steps")
+    study.add_argument(
+        "--seconds", type=_positive_float, help="train for this wall time instead (equal budget)"
+    )
+    study.add_argument("--curve", default="", help="steps to measure on the way, e.g. 500,1000")
+    study.add_argument("--id-clips", type=_positive_int, default=256, help="ID scenes at the end")
+    study.add_argument("--ood-clips", type=_positive_int, default=64, help="scenes per OOD axis")
+    study.add_argument("--out", default="studies", help="results folder")
+    study.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    study.set_defaults(run=_study)
+
     world = commands.add_parser("world", help="the simulated world", add_help=False)
     world.add_argument(
         "--preview",
@@ -282,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command != "world":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return args.run(args)
 
 

@@ -35,16 +35,16 @@ DEMO_PROMPTS = (
 DATA_SEED, EVAL_SEED = 0, 1234
 
 
-def train_system(
-    preset: Preset, out_dir, resume: bool = True, progress: bool = True
-) -> tuple[TextToVideo, Trainer, float]:
-    """Train ``preset`` into ``out_dir``; returns the system (with its EMA weights loaded), the
-    trainer and the wall time of this call's training in seconds. Every ``sample_every`` steps
-    of the preset's training the demo prompts are sampled into ``out_dir/samples``
-    (:func:`snapshot_samples`)."""
+def build_trainer(
+    preset: Preset, out_dir, resume: bool = True, snapshots: bool = True
+) -> tuple[TextToVideo, Trainer]:
+    """The world's training clips, the system of ``preset`` and its :class:`Trainer` writing
+    into ``out_dir``, resumed from the checkpoint there if there is one (and ``resume``). With
+    ``snapshots`` the demo prompts are sampled every ``sample_every`` steps into
+    ``out_dir/samples`` (:func:`snapshot_samples`)."""
     out_dir = Path(out_dir)
     clips, captions, _ = make_dataset(
-        preset.train_clips, "train", preset.frames, preset.size, seed=DATA_SEED
+        preset.train_clips, "train", preset.frames, preset.size, seed=DATA_SEED, **preset.world
     )
     backend.manual_seed(preset.train.get("seed", 0))
     system = TextToVideo(preset)
@@ -59,11 +59,20 @@ def train_system(
         conditioner=system.encoder,
         ids=ids,
         mask=mask,
-        on_sample=snapshot_samples(system, out_dir / "samples"),
+        on_sample=snapshot_samples(system, out_dir / "samples") if snapshots else None,
         metadata={**system.metadata(), "preset_overrides": _overrides(preset)},
     )
     if resume and trainer.checkpoint_path.exists():
         print(f"resuming from {trainer.checkpoint_path} at step {trainer.resume()}")
+    return system, trainer
+
+
+def train_system(
+    preset: Preset, out_dir, resume: bool = True, progress: bool = True
+) -> tuple[TextToVideo, Trainer, float]:
+    """Train ``preset`` into ``out_dir`` (:func:`build_trainer`); returns the system (with its
+    EMA weights loaded), the trainer and the wall time of this call's training in seconds."""
+    system, trainer = build_trainer(preset, out_dir, resume)
     started = time.perf_counter()
     trainer.run(progress=progress)
     seconds = time.perf_counter() - started
@@ -128,7 +137,9 @@ def evaluate_system(
     n = clips_per_split or preset.eval_clips
     results = {}
     for split in splits:
-        clips, captions, specs = make_dataset(n, split, preset.frames, preset.size, seed=EVAL_SEED)
+        clips, captions, specs = make_dataset(
+            n, split, preset.frames, preset.size, seed=EVAL_SEED, **preset.world
+        )
         entry = {"real": evaluate_clips(clips, specs)}
         for name, candidate in (("untrained", untrained), ("model", system)):
             if candidate is not None:
@@ -146,7 +157,9 @@ def evaluate_continuation(
     clip and from its own."""
     preset = system.preset
     window = preset.frames
-    first, captions, specs = make_dataset(clips, "id", window, preset.size, seed=EVAL_SEED)
+    first, captions, specs = make_dataset(
+        clips, "id", window, preset.size, seed=EVAL_SEED, **preset.world
+    )
     real = numpy.stack([reference_video(s, window, preset.size, total_frames) for s in specs])
     own = system.sample(captions, seed=EVAL_SEED + 1, progress=False)
     videos = {
@@ -196,10 +209,10 @@ def _cell(summary: dict | None, group: str, name: str) -> str:
 
 
 def _entry(entry: dict) -> str:
-    """A {"mean", "count"} pair as "mean (count)"."""
+    """A {"mean", "count", "low", "high"} summary as "mean [low, high] (count)"."""
     if entry["mean"] is None:
         return "n/a"
-    return f"{entry['mean']:.3f} ({entry['count']})"
+    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}] ({entry['count']})"
 
 
 def write_report(out_dir, results: dict, info: dict, continuation: dict | None = None) -> Path:
@@ -213,8 +226,9 @@ def write_report(out_dir, results: dict, info: dict, continuation: dict | None =
     lines += [f"- {key}: {value}" for key, value in info.items()]
     lines += [
         "",
-        "Each cell is the mean over clips (in brackets: how many clips the metric "
-        "applies to). Real clips are the ceiling, the untrained network the floor.",
+        "Each cell is the mean over clips, its 95% bootstrap interval in square brackets and, "
+        "in round brackets, how many clips the metric applies to. Real clips are the ceiling, "
+        "the untrained network the floor.",
         "",
     ]
     for split, entry in results.items():

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 @dataclass(frozen=True)
 class Preset:
     """Everything that decides a run, by name. ``model`` holds UViTConfig fields other than the
-    data shape and text sizes; ``text`` the TextEncoder's; ``train`` TrainConfig's."""
+    data shape and text sizes; ``text`` the TextEncoder's; ``train`` TrainConfig's; ``world``
+    restricts the scenes (``make_dataset``'s ``motions`` and ``counts``; empty: all)."""
 
     name: str
     description: str
@@ -22,6 +23,7 @@ class Preset:
     model: dict = field(default_factory=dict)
     text: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    world: dict = field(default_factory=dict)
     sample_steps: int = 25
     guidance: float = 2.0
     eval_clips: int = 64

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from . import backend, config, io, optim
 from .autograd.tensor import Tensor
 from .diffusion import losses as diffusion_losses
+from .diffusion import masking
 from .diffusion.schedules import NoiseSchedule
 
 
@@ -46,6 +47,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 0
     seed: int = 0
+    frame_masks: dict | None = None
+    frame_difference_weight: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -55,6 +58,16 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: cond_drop must be in [0, 1), got {self.cond_drop}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("TrainConfig: steps and batch_size must be positive")
+        if self.frame_masks is not None:
+            try:
+                masking.check_mix(self.frame_masks)
+            except ValueError as error:
+                raise ValueError(f"TrainConfig: {error}") from None
+        if self.frame_difference_weight < 0:
+            raise ValueError(
+                f"TrainConfig: frame_difference_weight must be >= 0, got "
+                f"{self.frame_difference_weight}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -115,18 +128,23 @@ class Trainer:
 
     def _loss(self, rng):
         clips, ids, mask = self._batch(rng)
+        xp = backend.xp_of(clips)
+        known = None
+        if self.config.frame_masks is not None:
+            known = masking.draw_frame_masks(
+                rng, clips.shape[0], clips.shape[1], self.config.frame_masks
+            )
         if self.conditioner is None:
             network = self.model
         else:
             drop = rng.random(clips.shape[0]) < self.config.cond_drop
             tokens, token_mask = self.conditioner(ids, mask, drop=drop)
 
-            def network(x, t):
-                return self.model(x, t, tokens, token_mask)
+            def network(x, t, known=None):
+                return self.model(x, t, tokens, token_mask, known=known)
 
         t = rng.integers(0, len(self.schedule), size=clips.shape[0])
         noise = rng.standard_normal(clips.shape).astype(clips.dtype)
-        xp = backend.xp_of(clips)
         return diffusion_losses.diffusion_loss(
             network,
             self.schedule,
@@ -135,6 +153,8 @@ class Trainer:
             t=xp.asarray(t),
             noise=xp.asarray(noise),
             min_snr_gamma=self.config.min_snr_gamma,
+            known=None if known is None else xp.asarray(known),
+            frame_difference_weight=self.config.frame_difference_weight,
         )
 
     def train_step(self) -> Tensor:

@@ -49,9 +49,10 @@ class TextToVideo:
         )
 
     # --- sampling -------------------------------------------------------------------------------
-    def guided_model(self, prompts, guidance: float):
+    def guided_model(self, prompts, guidance: float, known_frames=None):
         """(x_t, t) -> guided prediction for ``prompts``; conditional and null captions go
-        through the network as one batch of 2B."""
+        through the network as one batch of 2B. ``known_frames`` (B, F) bool tells a
+        frame-conditioned network which frames of x_t are given clean."""
         ids, mask = self.tokenize(prompts)
         with no_grad():
             tokens, token_mask = self.encoder(ids, mask)
@@ -60,10 +61,16 @@ class TextToVideo:
         both_tokens = Tensor(xp.concatenate([tokens.data, null_tokens.data]))
         both_mask = xp.concatenate([token_mask, null_mask])
 
+        both_known = None if known_frames is None else xp.concatenate([known_frames] * 2)
+
         def model(x, t):
             doubled = Tensor(xp.concatenate([x.data, x.data]))
             out = self.model(
-                doubled, xp.concatenate([xp.asarray(t)] * 2), both_tokens, both_mask
+                doubled,
+                xp.concatenate([xp.asarray(t)] * 2),
+                both_tokens,
+                both_mask,
+                known=both_known,
             ).data
             conditional, unconditional = out[: len(ids)], out[len(ids) :]
             return samplers.classifier_free_guidance(unconditional, conditional, guidance)
@@ -79,17 +86,30 @@ class TextToVideo:
         seed: int = 0,
         known=None,
         known_mask=None,
+        conditioning: str | None = None,
         progress: bool = True,
     ) -> numpy.ndarray:
-        """Clips for ``prompts``, float32 (n, F, 3, H, W) in [0, 1] on the host."""
+        """Clips for ``prompts``, float32 (n, F, 3, H, W) in [0, 1] on the host.
+
+        ``known`` (n, F, 3, H, W) in [-1, 1] with ``known_mask`` (bool, same shape) fixes some
+        frames. ``conditioning`` says how: ``"mask"`` gives them clean to a network trained with
+        frame masks (eq-masked-loss; whole frames only), ``"replacement"`` noises them to each
+        step's level (eq-replacement). The default is ``"mask"`` for a frame-conditioned
+        network, else ``"replacement"``."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         steps = steps or self.preset.sample_steps
         guidance = self.preset.guidance if guidance is None else guidance
         device = self.encoder.device
         backend.manual_seed(seed)
         shape = (len(prompts), self.config.frames, CHANNELS, self.config.height, self.config.width)
+        conditioning = conditioning or ("mask" if self.config.frame_conditioning else "replacement")
+        if conditioning not in ("mask", "replacement"):
+            raise ValueError(f"conditioning must be 'mask' or 'replacement', got {conditioning!r}")
+        known_frames = None
+        if known is not None and conditioning == "mask":
+            known_frames = self._known_frames(known_mask, shape)
         x = samplers.ddim_sample(
-            self.guided_model(prompts, guidance),
+            self.guided_model(prompts, guidance, known_frames),
             self.schedule,
             shape,
             steps=steps,
@@ -98,10 +118,27 @@ class TextToVideo:
             clip_x0=1.0,
             known=known,
             known_mask=known_mask,
+            known_clean=known_frames is not None,
             device=device,
             progress=progress,
         )
         return from_signed(backend.to_numpy(x))
+
+    def _known_frames(self, known_mask, shape):
+        """(n, F) bool from a whole-clip mask whose frames are each all known or all unknown."""
+        if not self.config.frame_conditioning:
+            raise ValueError(
+                "conditioning='mask' needs a network trained with frame masks "
+                "(frame_conditioning); use conditioning='replacement'"
+            )
+        xp = backend.xp_of(known_mask)
+        if tuple(known_mask.shape) != shape:
+            raise ValueError(f"known_mask of shape {known_mask.shape}, expected {shape}")
+        flat = known_mask.reshape(shape[0], shape[1], -1)
+        frames = flat.all(axis=2)
+        if bool(xp.any(frames != flat.any(axis=2))):
+            raise ValueError("conditioning='mask' fixes whole frames: known_mask is partial")
+        return frames
 
     def continue_clips(self, prompts, clips, total_frames: int, context: int, **kwargs):
         """Extend each clip of ``clips`` ((n, F0, 3, H, W) in [0, 1]) to ``total_frames`` frames,

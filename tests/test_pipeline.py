@@ -46,7 +46,7 @@ def test_train_reload_sample_evaluate_report(tmp_path):
     assert results["id"]["real"]["fidelity"]["colour"]["mean"] == 1.0
     path = pipeline.write_report(tmp_path, results, {"preset": preset.name, "steps": 4})
     text = path.read_text()
-    assert "| colour fidelity (higher is better) | 1.000 (4)" in text
+    assert "| colour fidelity (higher is better) | 1.000 [1.000, 1.000] (4)" in text
     assert json.loads((tmp_path / "metrics.json").read_text())["info"]["steps"] == 4
     assert pipeline.sample_demo_prompts(system, tmp_path / "prompts.gif").stat().st_size > 1000
 
@@ -108,3 +108,28 @@ def test_continuation_report_has_the_real_ceiling(tmp_path):
     assert "## Longer videos (12 frames" in text and "| real | " in text
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["continuation"]["context"] == 4
+
+
+def test_a_frame_conditioned_system_takes_whole_known_frames():
+    """conditioning="mask": the known frames go in clean with their flags and come back exactly;
+    a network without frame conditioning, or a mask over part of a frame, is refused by name."""
+    base = _quick(sample_steps=3)
+    system = TextToVideo(base.with_overrides(model={**base.model, "frame_conditioning": True}))
+    first, captions, _ = make_dataset(2, "id", 8, 16, seed=0)
+    known = np.zeros(first.shape, dtype=np.float32)
+    known[:, :3] = first[:, :3] * 2 - 1
+    mask = np.zeros(first.shape, dtype=bool)
+    mask[:, :3] = True
+    clips = system.sample(captions, known=known, known_mask=mask, progress=False)
+    np.testing.assert_allclose(clips[:, :3], first[:, :3], atol=1e-6)
+    replaced = system.sample(
+        captions, known=known, known_mask=mask, conditioning="replacement", progress=False
+    )
+    assert not np.allclose(replaced[:, 3:], clips[:, 3:])
+    partial = mask.copy()
+    partial[:, 3, 0] = True
+    with pytest.raises(ValueError, match="whole frames"):
+        system.sample(captions, known=known, known_mask=partial, progress=False)
+    plain = TextToVideo(_quick(sample_steps=2))
+    with pytest.raises(ValueError, match="frame_conditioning"):
+        plain.sample(captions, known=known, known_mask=mask, conditioning="mask", progress=False)

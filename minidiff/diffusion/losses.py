@@ -44,9 +44,17 @@ def diffusion_loss(
     noise=None,
     min_snr_gamma: float | None = None,
     generator=None,
+    known=None,
+    frame_difference_weight: float = 0.0,
 ) -> Tensor:
     """The simple loss (eq-simple-loss): E_{t, eps} || target - model(x_t, t) ||^2 with
-    x_t = q_sample(x0, t, eps), averaged over entries, optionally min-SNR weighted per example."""
+    x_t = q_sample(x0, t, eps), averaged over entries, optionally min-SNR weighted per example.
+
+    ``known`` (bool, shaped like the leading axes of ``x0``, e.g. (B, F) frames of a clip) makes
+    it the masked loss (eq-masked-loss): known entries enter clean, x_t = x0 there, the model is
+    told which (``model(x_t, t, known)``), and the error is averaged over the unknown entries
+    only. ``frame_difference_weight`` lambda adds the frame-difference term (eq-motion-loss),
+    lambda times the mean of (e_{f+1} - e_f)^2 for the error e along axis 1 (frames)."""
     data = x0.data if isinstance(x0, Tensor) else x0
     device = backend.device_of(data)
     rng = generator or backend.generator(device)
@@ -62,11 +70,48 @@ def diffusion_loss(
     }
     if target not in wanted:
         raise ValueError(f"target must be 'eps', 'x0' or 'v', got {target!r}")
-    error = model(Tensor(x_t, dtype=x_t.dtype), t) - wanted[target]()
-    squared = error * error
+    if known is None:
+        error = model(Tensor(x_t, dtype=x_t.dtype), t) - wanted[target]()
+        unknown = None
+    else:
+        xp = backend.xp_of(data)
+        known = xp.asarray(known, dtype=bool)
+        if known.shape != data.shape[: known.ndim]:
+            raise ValueError(
+                f"known mask of shape {known.shape} does not match the leading axes of x0 "
+                f"{data.shape}"
+            )
+        spread = known.reshape(known.shape + (1,) * (data.ndim - known.ndim))
+        x_t = xp.where(spread, data, x_t)
+        unknown = (~spread).astype(data.dtype)
+        error = (model(Tensor(x_t, dtype=x_t.dtype), t, known) - wanted[target]()) * unknown
+    weight = None
     if min_snr_gamma is not None:
-        squared = squared * min_snr_weight(schedule, t, data, target, min_snr_gamma)
-    return squared.mean()
+        weight = min_snr_weight(schedule, t, data, target, min_snr_gamma)
+    loss = _weighted_mean(error * error, weight, unknown)
+    if frame_difference_weight:
+        if data.ndim < 3:
+            raise ValueError(f"frame differences need clips (B, F, ...), got x0 of {data.shape}")
+        change = error[:, 1:] - error[:, :-1]
+        moved = (
+            None
+            if unknown is None
+            else unknown[:, 1:] + unknown[:, :-1] - unknown[:, 1:] * unknown[:, :-1]
+        )
+        loss = loss + frame_difference_weight * _weighted_mean(change * change, weight, moved)
+    return loss
+
+
+def _weighted_mean(squared: Tensor, weight, counted) -> Tensor:
+    """Mean of ``squared`` times the per-example ``weight``, over the entries where ``counted``
+    (a 0/1 array; all entries when None)."""
+    if weight is not None:
+        squared = squared * weight
+    if counted is None:
+        return squared.mean()
+    xp = backend.xp_of(counted)
+    total = xp.broadcast_to(counted, squared.shape).sum()
+    return squared.sum() / xp.maximum(total, 1.0)
 
 
 def flow_matching_loss(model, x0, t=None, noise=None, generator=None) -> Tensor:

@@ -132,6 +132,7 @@ def ddim_sample(
     clip_x0: float | None = None,
     known=None,
     known_mask=None,
+    known_clean: bool = False,
     device=None,
     dtype=None,
     generator=None,
@@ -143,11 +144,15 @@ def ddim_sample(
 
     Conditioning by replacement (eq-replacement): where ``known_mask`` is True, x_s is replaced
     after every step by a fresh sample of q(x_s | known) (the known data itself at the end), so
-    the model fills in the rest consistently with it, e.g. the next frames of a clip."""
+    the model fills in the rest consistently with it, e.g. the next frames of a clip. With
+    ``known_clean`` the known entries are the known data itself at every step instead, for a
+    network trained with masked frames (eq-masked-loss) that is told which entries are known."""
     seq = ddim_timesteps(len(schedule), steps) if timesteps is None else numpy.asarray(timesteps)
     xp, rng, x = _start(shape, x_T, device, dtype, generator)
     trajectory = [x.copy()] if return_trajectory else None
     pairs = list(zip(seq[::-1], [*seq[::-1][1:], -1]))
+    if known is not None and known_clean:
+        x = xp.where(known_mask, known, x)
     for t, s in tqdm(pairs, desc="DDIM", disable=not progress, leave=False):
         tt = xp.full((x.shape[0],), int(t), dtype=numpy.int64)
         x0, eps = to_x0_and_eps(schedule, x, tt, _predict(model, x, tt), parameterization)
@@ -158,14 +163,15 @@ def ddim_sample(
         noise = rng.standard_normal(x.shape, dtype=x.dtype) if eta > 0 and s >= 0 else None
         x = ddim_step(schedule, x0, eps, int(t), int(s), eta if s >= 0 else 0.0, noise)
         if known is not None:
-            x = xp.where(known_mask, _noised(schedule, known, int(s), rng), x)
+            x = xp.where(known_mask, known if known_clean else _noised(schedule, known, s, rng), x)
         if return_trajectory:
             trajectory.append(x.copy())
     return (x, trajectory) if return_trajectory else x
 
 
-def _noised(schedule: NoiseSchedule, x0, s: int, rng):
+def _noised(schedule: NoiseSchedule, x0, s, rng):
     """A sample of q(x_s | x0) (eq-closed-form); x0 itself for s = -1."""
+    s = int(s)
     if s < 0:
         return x0
     noise = rng.standard_normal(x0.shape, dtype=x0.dtype)

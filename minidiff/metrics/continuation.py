@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy
 
 from ..world.captions import SceneSpec
+from .intervals import summarize
 from .tracking import detect, link
 from .video import evaluate_clip
 
@@ -114,20 +115,18 @@ def _number(value):
 
 
 def evaluate_videos(videos, specs, window: int, context: int) -> dict:
-    """:func:`evaluate_video` averaged over videos: every number as ``{"mean", "count"}`` (the
-    count of videos where it could be measured), nested like one video's report."""
+    """:func:`evaluate_video` averaged over videos: every number as ``{"mean", "count", "low",
+    "high"}`` (the count of videos where it could be measured and the 95% bootstrap interval of
+    the mean), nested like one video's report."""
     if len(videos) != len(specs):
         raise ValueError(f"{len(videos)} videos but {len(specs)} specs")
     reports = [evaluate_video(v, s, window, context) for v, s in zip(videos, specs)]
 
-    def mean(values):
-        values = [float(v) for v in values if v is not None]
-        return {"mean": float(numpy.mean(values)) if values else None, "count": len(values)}
-
     summary = {
-        name: mean(r[name] for r in reports) for name in ("seam_jumps", "inner_jumps", "permanence")
+        name: summarize(r[name] for r in reports)
+        for name in ("seam_jumps", "inner_jumps", "permanence")
     }
     for part in ("first", "across"):
-        summary[part] = {name: mean(r[part][name] for r in reports) for name in WINDOW_METRICS}
+        summary[part] = {name: summarize(r[part][name] for r in reports) for name in WINDOW_METRICS}
     summary["videos"] = len(reports)
     return summary

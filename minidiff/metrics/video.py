@@ -55,8 +55,9 @@ From the fits:
   ``v^- > 0 > v^+`` (down, then up) and ``restitution_error`` is :math:`|-v^+/v^- - e|`.
 
 :func:`evaluate_clips` averages each quantity over the clips where it applies and reports that
-number of clips beside it, as ``{"mean": ..., "count": ...}`` (``mean`` is None when no clip
-applies), so a rate over 3 clips is not mistaken for one over 300.
+number of clips beside it and its 95% bootstrap interval, as ``{"mean", "count", "low",
+"high"}`` (``mean`` is None when no clip applies), so a rate over 3 clips is not mistaken for one
+over 300.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ import itertools
 import numpy
 
 from ..world.captions import DIRECTIONS, GRAVITY_MOTIONS, SceneSpec
+from .intervals import summarize
 from .tracking import Track, as_clip, detect, link
 
 TRAVEL = 0.1  # least travel, as a fraction of the box side, that counts as moving
@@ -120,7 +122,7 @@ def _fit_line(t, values):
     return solution[1], values - design @ solution
 
 
-def _ball_physics(trk: Track, spec: SceneSpec, frames: int, box: float) -> dict:
+def ball_physics(trk: Track, spec: SceneSpec, frames: int, box: float) -> dict:
     """Fit the caption's motion to one ball's track; see the module docstring."""
     seen = numpy.flatnonzero(trk.present)
     if len(seen) < MIN_FIT_FRAMES:
@@ -194,6 +196,15 @@ def _direction_ok(trk: Track, motion: str, box: float) -> bool:
     return sink >= least and abs(float(d[0])) < least
 
 
+def caption_tracks(tracks: list[Track], spec: SceneSpec) -> list[Track | None]:
+    """For each ball of the caption, the longest track of its colour (None if there is none)."""
+    balls = []
+    for colour in spec.colours:
+        candidates = [trk for trk in tracks if trk.colour == colour]
+        balls.append(max(candidates, key=lambda trk: trk.present.sum()) if candidates else None)
+    return balls
+
+
 def evaluate_clip(clip, spec: SceneSpec) -> dict:
     """Every per-clip quantity of the module docstring, flat: name -> number, bool or None
     (None where it does not apply or cannot be measured)."""
@@ -208,10 +219,7 @@ def evaluate_clip(clip, spec: SceneSpec) -> dict:
     lasting = {trk.colour for trk in tracks if trk.present.sum() >= frames / 2}
     report["colour"] = lasting == set(spec.colours)
     report["count"] = bool(round(float(numpy.median(counts))) == spec.count)
-    balls = []
-    for colour in spec.colours:
-        candidates = [trk for trk in tracks if trk.colour == colour]
-        balls.append(max(candidates, key=lambda trk: trk.present.sum()) if candidates else None)
+    balls = caption_tracks(tracks, spec)
     report["direction"] = all(
         trk is not None and _direction_ok(trk, spec.motion, box) for trk in balls
     )
@@ -235,7 +243,7 @@ def evaluate_clip(clip, spec: SceneSpec) -> dict:
     if background.any():
         report["flicker"] = float(numpy.mean(numpy.std(pixels, axis=0)[:, background]))
 
-    fits = [_ball_physics(trk, spec, frames, box) for trk in balls if trk is not None]
+    fits = [ball_physics(trk, spec, frames, box) for trk in balls if trk is not None]
     for name in GROUPS["physics"]:
         values = [fit[name] for fit in fits if name in fit]
         if values:
@@ -256,16 +264,14 @@ def _grow(mask: numpy.ndarray) -> numpy.ndarray:
 
 def evaluate_clips(clips, specs) -> dict:
     """Aggregate :func:`evaluate_clip` over clips (n, frames, 3, height, width) in [0, 1] and
-    their specs: ``{"clips": n, group: {name: {"mean": float | None, "count": int}}}``, with
-    the groups "fidelity", "consistency" and "physics". Plain Python numbers: JSON-able."""
+    their specs: ``{"clips": n, group: {name: {"mean", "count", "low", "high"}}}``, with the
+    groups "fidelity", "consistency" and "physics": each number's mean over the clips where it
+    applies, their count and the 95% bootstrap interval of the mean (eq-bootstrap). Plain
+    Python numbers: JSON-able."""
     if len(clips) != len(specs):
         raise ValueError(f"{len(clips)} clips but {len(specs)} specs")
     reports = [evaluate_clip(clip, spec) for clip, spec in zip(clips, specs)]
     summary: dict = {"clips": len(reports)}
     for group, names in GROUPS.items():
-        summary[group] = {}
-        for name in names:
-            values = [float(r[name]) for r in reports if r[name] is not None]
-            mean = float(numpy.mean(values)) if values else None
-            summary[group][name] = {"mean": mean, "count": len(values)}
+        summary[group] = {name: summarize(r[name] for r in reports) for name in names}
     return summary

@@ -40,7 +40,7 @@ from ..nn import functional as F
 from ..nn.attention import scaled_dot_product_attention
 from ..nn.encodings import apply_rope, rope_3d, sincos_3d, timestep_embedding
 
-POS_ENCODINGS = ("sincos3d", "learned", "rope3d")
+POS_ENCODINGS = ("sincos3d", "learned", "rope3d", "rope3d+sincos3d")
 ATTENTIONS = ("joint", "factorized")
 
 
@@ -104,6 +104,8 @@ class UViTConfig:
     text_dim: int = 0
     text_length: int = 0
     conv_out: bool = False
+    frame_conditioning: bool = False
+    adaln: bool = False
 
     def __post_init__(self):
         problems = []
@@ -188,7 +190,7 @@ class UViT(Module):
                     **kw,
                 )
             )
-        elif c.pos_encoding == "sincos3d":
+        elif c.pos_encoding in ("sincos3d", "rope3d+sincos3d"):
             fraction = c.time_fraction if c.grid[0] > 1 else 0.0
             self.register_buffer(
                 "patch_pos",
@@ -199,14 +201,26 @@ class UViT(Module):
                 ),
             )
         half = c.depth // 2
-        block = lambda: TransformerBlock(c.dim, c.heads, c.mlp_ratio, **kw)  # noqa: E731
+        block = lambda: TransformerBlock(  # noqa: E731
+            c.dim, c.heads, c.mlp_ratio, modulated=c.adaln, **kw
+        )
         self.in_blocks = ModuleList([block() for _ in range(half)])
         self.mid_block = block()
         self.out_blocks = ModuleList([block() for _ in range(half)])
         self.skips = ModuleList([Linear(2 * c.dim, c.dim, **kw) for _ in range(half)])
         self.norm = LayerNorm(c.dim, **kw)
         self.head = Linear(c.dim, c.patch_dim, **kw)
+        self.text_pool = self.final_modulation = None
+        if c.adaln:
+            self.text_pool = Linear(c.text_dim, c.dim, **kw) if c.text_dim else None
+            self.final_modulation = Linear(c.dim, 2 * c.dim, init_weight="zeros", **kw)
+            init.zeros_(self.final_modulation.bias)
         self.conv = Conv2d(c.channels, c.channels, 3, **kw) if c.conv_out else None
+        self.known_embed = None
+        if c.frame_conditioning:
+            self.known_embed = init.trunc_normal_(
+                Parameter(backend.module_for(device or backend.default_device()).zeros(c.dim), **kw)
+            )
         self._rope_cache: dict = {}
 
     def extra_repr(self) -> str:
@@ -242,23 +256,33 @@ class UViT(Module):
         return self._rope_cache[key]
 
     # --- attention over the token sequence ------------------------------------------------------
-    def _run_block(self, block: TransformerBlock, tokens: Tensor, key_mask, index: int) -> Tensor:
+    def _run_block(
+        self, block: TransformerBlock, tokens: Tensor, key_mask, index: int, condition
+    ) -> Tensor:
         """One block, recomputed in backward instead of stored if ``checkpoint_blocks``."""
         if self.config.checkpoint_blocks:
-            return checkpoint(lambda x: self._block(block, x, key_mask, index), tokens)
-        return self._block(block, tokens, key_mask, index)
+            if condition is None:
+                return checkpoint(lambda x: self._block(block, x, key_mask, index, None), tokens)
+            return checkpoint(
+                lambda x, cond: self._block(block, x, key_mask, index, cond), tokens, condition
+            )
+        return self._block(block, tokens, key_mask, index, condition)
 
-    def _block(self, block: TransformerBlock, tokens: Tensor, key_mask, index: int) -> Tensor:
-        """One block over [extra tokens, patch tokens], joint or factorized."""
+    def _block(
+        self, block: TransformerBlock, tokens: Tensor, key_mask, index: int, condition=None
+    ) -> Tensor:
+        """One block over [extra tokens, patch tokens], joint or factorized; ``condition`` is
+        the adaLN vector of a modulated network."""
         c = self.config
-        rope = self._rope(tokens.dtype, tokens.device) if c.pos_encoding == "rope3d" else None
+        rotary = c.pos_encoding.startswith("rope3d")
+        rope = self._rope(tokens.dtype, tokens.device) if rotary else None
         if c.attention == "joint":
-            return block(tokens, mask=key_mask, rope=rope)
+            return block(tokens, mask=key_mask, rope=rope, condition=condition)
 
         def grouped(h, mask, rope):
             return self._grouped_attention(block.attn, h, mask, rope, index)
 
-        return block(tokens, mask=key_mask, rope=rope, attention=grouped)
+        return block(tokens, mask=key_mask, rope=rope, attention=grouped, condition=condition)
 
     def _grouped_attention(self, attn, x: Tensor, key_mask, rope, index: int) -> Tensor:
         """Factorized self-attention (eq-attention-cost) with ``attn``'s weights.
@@ -303,11 +327,29 @@ class UViT(Module):
         out = ops.concatenate([extra_out, out.reshape(b, heads, n - e, d // heads)], axis=2)
         return attn.proj(out.swapaxes(1, 2).reshape(b, n, d))
 
+    def _known_tokens(self, known, batch: int) -> Tensor:
+        """(B, N, 1): the fraction of each token's frames that are known (0 or 1 for tubelet 1)."""
+        c = self.config
+        if self.known_embed is None:
+            raise ValueError(
+                "this UViT was built without frame_conditioning=True: it cannot take known frames"
+            )
+        xp = backend.xp_of(self.known_embed.data)
+        known = xp.asarray(known.data if isinstance(known, Tensor) else known)
+        if known.shape != (batch, c.frames):
+            raise ShapeError(f"known frames of shape {known.shape}, expected ({batch}, {c.frames})")
+        dtype = self.known_embed.dtype
+        per_token = known.reshape(batch, c.grid[0], c.tubelet).mean(axis=2, dtype=dtype)
+        per_token = xp.repeat(per_token, c.grid[1] * c.grid[2], axis=1)
+        return Tensor(per_token[:, :, None], dtype=dtype)
+
     # --- forward --------------------------------------------------------------------------------
-    def forward(self, x, t, text=None, text_mask=None) -> Tensor:
+    def forward(self, x, t, text=None, text_mask=None, known=None) -> Tensor:
         """x: (B, F, C, H, W), or (B, C, H, W) in image mode; t: (B,) timesteps (ints, or floats
         for flow matching, already scaled); text: (B, L, text_dim) features with a (B, L) bool
-        mask (True on real tokens). Returns a tensor shaped like x."""
+        mask (True on real tokens); known: (B, F) bool, the frames given clean (frame
+        conditioning: their tokens get the learned ``known_embed``; None means no frame is
+        known). Returns a tensor shaped like x."""
         c = self.config
         x = x if isinstance(x, Tensor) else Tensor(x)
         image_mode = x.ndim == 4
@@ -320,8 +362,10 @@ class UViT(Module):
             )
         b = x.shape[0]
         tokens = self.patch_embed(patchify(x, c.patch, c.tubelet))
-        if c.pos_encoding != "rope3d":
+        if c.pos_encoding != "rope3d":  # absolute positions, alone or beside the rotary ones
             tokens = tokens + self.patch_pos
+        if known is not None:
+            tokens = tokens + self._known_tokens(known, b) * self.known_embed
         time = timestep_embedding(t, c.dim, dtype=tokens.dtype)
         time = self.time_embed[1](F.silu(self.time_embed[0](time.to(tokens.device))))
         extra = [time.unsqueeze(1)]
@@ -342,19 +386,35 @@ class UViT(Module):
                 always = xp.ones((b, 1), dtype=bool)
                 patches = xp.ones((b, c.num_patches), dtype=bool)
                 key_mask = xp.concatenate([always, text_mask, patches], axis=1)[:, None, None, :]
+        condition = None
+        if c.adaln:
+            condition = time
+            if c.text_dim:
+                condition = condition + self.text_pool(_masked_mean(text, text_mask))
         extra = ops.concatenate(extra, axis=1) + self.extra_pos
         tokens = ops.concatenate([extra, tokens], axis=1)
 
         skips = []
         for index, block in enumerate(self.in_blocks):
-            tokens = self._run_block(block, tokens, key_mask, index)
+            tokens = self._run_block(block, tokens, key_mask, index, condition)
             skips.append(tokens)
-        tokens = self._run_block(self.mid_block, tokens, key_mask, len(self.in_blocks))
+        tokens = self._run_block(self.mid_block, tokens, key_mask, len(self.in_blocks), condition)
         for index, (block, skip) in enumerate(zip(self.out_blocks, self.skips)):
             tokens = skip(ops.concatenate([tokens, skips.pop()], axis=-1))
-            tokens = self._run_block(block, tokens, key_mask, len(self.in_blocks) + 1 + index)
+            tokens = self._run_block(
+                block, tokens, key_mask, len(self.in_blocks) + 1 + index, condition
+            )
 
-        patches = self.head(self.norm(tokens[:, c.num_extra_tokens :]))
+        patches = self.norm(tokens[:, c.num_extra_tokens :])
+        if condition is not None:
+            shift, scale = (
+                part.squeeze(1)
+                for part in ops.split(
+                    self.final_modulation(F.silu(condition)).reshape(b, 2, 1, c.dim), 2, axis=1
+                )
+            )
+            patches = patches * (scale + 1.0) + shift
+        patches = self.head(patches)
         out = unpatchify(patches, c.frames, c.channels, c.height, c.width, c.patch, c.tubelet)
         if self.conv is not None:
             frames = out.transpose(0, 1, 3, 4, 2).reshape(
@@ -363,6 +423,17 @@ class UViT(Module):
             out = self.conv(frames).reshape(b, c.frames, c.height, c.width, c.channels)
             out = out.transpose(0, 1, 4, 2, 3)
         return out.squeeze(1) if image_mode else out
+
+
+def _masked_mean(features: Tensor, mask) -> Tensor:
+    """(B, L, D) features averaged over the positions where ``mask`` (B, L) is True (all of
+    them when it is None): one vector per caption."""
+    if mask is None:
+        return features.mean(axis=1)
+    xp = backend.xp_of(features.data)
+    weights = xp.asarray(mask, dtype=features.dtype)
+    weights = weights / xp.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+    return (features * Tensor(weights[:, :, None], dtype=features.dtype)).sum(axis=1)
 
 
 # --- cost -----------------------------------------------------------------------------------------

@@ -80,7 +80,12 @@ class MultiHeadAttention(Module):
 class TransformerBlock(Module):
     """Pre-LN block (eq-pre-ln): x + Attn(LN(x)), then x + MLP(LN(x)). Normalizing the input of
     each branch leaves the residual path an identity, which keeps deep stacks trainable without
-    learning-rate warm-up tricks (post-LN normalizes after the sum instead)."""
+    learning-rate warm-up tricks (post-LN normalizes after the sum instead).
+
+    With ``modulated`` the block takes a condition vector c per example and becomes adaLN-Zero
+    (eq-adaln): (gamma, beta, alpha) for each branch come from Linear(SiLU(c)), and
+    x + alpha * Attn(LN(x) (1 + gamma) + beta), likewise for the MLP. That Linear starts at zero,
+    so every alpha is 0 and the block starts as the identity."""
 
     def __init__(
         self,
@@ -88,10 +93,15 @@ class TransformerBlock(Module):
         heads: int,
         mlp_ratio: float = 4.0,
         zero_init: bool = False,
+        modulated: bool = False,
         dtype=None,
         device=None,
     ):
         super().__init__()
+        self.modulation = None
+        if modulated:
+            self.modulation = Linear(dim, 6 * dim, init_weight="zeros", dtype=dtype, device=device)
+            init.zeros_(self.modulation.bias)
         self.norm1 = LayerNorm(dim, dtype=dtype, device=device)
         self.attn = MultiHeadAttention(dim, heads, dtype=dtype, device=device)
         self.norm2 = LayerNorm(dim, dtype=dtype, device=device)
@@ -101,9 +111,22 @@ class TransformerBlock(Module):
                 init.zeros_(layer.weight)
                 init.zeros_(layer.bias)
 
-    def forward(self, x: Tensor, mask=None, rope=None, attention=None) -> Tensor:
+    def forward(self, x: Tensor, mask=None, rope=None, attention=None, condition=None) -> Tensor:
         """``attention(h, mask, rope)``, if given, replaces ``self.attn`` on the normalized input
-        (e.g. a factorized pattern that uses the same weights)."""
+        (e.g. a factorized pattern that uses the same weights). ``condition`` (B, dim) is the c
+        of a modulated block (eq-adaln)."""
         attend = attention or self.attn
-        x = x + attend(self.norm1(x), mask=mask, rope=rope)
-        return x + self.mlp(self.norm2(x))
+        if self.modulation is None:
+            if condition is not None:
+                raise ValueError("this TransformerBlock is not modulated: it takes no condition")
+            x = x + attend(self.norm1(x), mask=mask, rope=rope)
+            return x + self.mlp(self.norm2(x))
+        if condition is None:
+            raise ValueError("a modulated TransformerBlock needs condition (B, dim)")
+        b, d = condition.shape
+        parts = self.modulation(ops.silu(condition)).reshape(b, 6, 1, d)
+        shift1, scale1, gate1, shift2, scale2, gate2 = (parts[:, k] for k in range(6))
+        h = self.norm1(x) * (scale1 + 1.0) + shift1
+        x = x + gate1 * attend(h, mask=mask, rope=rope)
+        h = self.norm2(x) * (scale2 + 1.0) + shift2
+        return x + gate2 * self.mlp(h)

@@ -335,13 +335,34 @@ def sample_spec(rng: numpy.random.Generator, split: str = "train") -> SceneSpec:
         )
 
 
-def make_dataset(n: int, split: str = "train", frames: int = 8, size: int = 16, seed: int = 0):
+def make_dataset(
+    n: int,
+    split: str = "train",
+    frames: int = 8,
+    size: int = 16,
+    seed: int = 0,
+    motions=None,
+    counts=None,
+):
     """``n`` clips of ``split``: (clips float32 (n, frames, 3, size, size) in [0, 1], captions,
-    specs). The random stream depends on (seed, split), so "train" and "id" never repeat."""
+    specs). The random stream depends on (seed, split), so "train" and "id" never repeat.
+
+    ``motions`` and ``counts`` (collections, None for all) keep only the scenes with one of
+    those motions and numbers of balls, drawn from the same stream: a smaller world for probes
+    (one ball that moves, say) whose scenes are the full world's scenes that qualify."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if motions is not None and not set(motions) <= set(MOTIONS):
+        raise ValueError(f"unknown motions {sorted(set(motions) - set(MOTIONS))}; known {MOTIONS}")
+    possible = {1, 2, 3} if split == "ood" else set(range(TRAIN_RANGES["count"][0], 3))
+    if counts is not None and not set(counts) & possible:
+        raise ValueError(f"counts {sorted(counts)}: {split} scenes have {sorted(possible)} balls")
     rng = numpy.random.default_rng([seed, SPLITS.index(split)])
-    specs = [sample_spec(rng, split) for _ in range(n)]
+    specs = []
+    while len(specs) < n:
+        spec = sample_spec(rng, split)
+        if (motions is None or spec.motion in motions) and (counts is None or spec.count in counts):
+            specs.append(spec)
     clips = numpy.empty((n, frames, 3, size, size), dtype=numpy.float32)
     for index, spec in enumerate(specs):
         clips[index] = spec.render(frames, size)

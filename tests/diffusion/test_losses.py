@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minidiff as md
 from minidiff.diffusion import losses, process, schedules
@@ -70,3 +72,79 @@ def test_flow_matching_loss_zero_for_the_true_velocity():
         lambda x, tt: md.tensor(noise - x0, dtype=np.float64), x0, t=t, noise=noise
     )
     assert loss.item() == pytest.approx(0.0, abs=1e-20)
+
+
+@given(
+    data=st.data(),
+    target=st.sampled_from(["eps", "x0", "v"]),
+    gamma=st.sampled_from([None, 5.0]),
+)
+def test_eq_masked_loss(data, target, gamma):
+    """(eq-masked-loss): known frames enter clean, the model is told which, and the loss is the
+    (weighted) mean squared error over the unknown entries only: whatever the model outputs on
+    known frames changes nothing."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    b, f = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 5))
+    schedule = schedules.cosine(100)
+    x0, noise = rng.standard_normal((b, f, 2, 3)), rng.standard_normal((b, f, 2, 3))
+    t = rng.integers(0, 100, b)
+    known = rng.random((b, f)) < 0.5
+    known[:, 0] = False  # at least one unknown frame per clip
+    garbage = rng.standard_normal(x0.shape)
+    seen = {}
+
+    def model(x, tt, mask):
+        seen["x"], seen["mask"] = x.numpy(), mask
+        return md.tensor(np.where(mask[:, :, None, None], 1e3 * garbage, garbage), dtype=np.float64)
+
+    loss = losses.diffusion_loss(
+        model, schedule, x0, target=target, t=t, noise=noise, min_snr_gamma=gamma, known=known
+    )
+    x_t = process.q_sample(schedule, x0, t, noise)
+    np.testing.assert_array_equal(seen["x"], np.where(known[:, :, None, None], x0, x_t))
+    np.testing.assert_array_equal(seen["mask"], known)
+    truth = {"eps": noise, "x0": x0, "v": process.v_from(schedule, x0, t, noise)}[target]
+    weight = np.ones((b, 1, 1, 1))
+    if gamma is not None:
+        weight = losses.min_snr_weight(schedule, t, x0, target, gamma)
+    squared = (garbage - truth) ** 2 * weight
+    unknown = np.broadcast_to(~known[:, :, None, None], x0.shape)
+    assert loss.item() == pytest.approx(squared[unknown].mean(), rel=1e-10)
+
+
+@given(data=st.data(), weight=st.floats(0.1, 3.0))
+def test_eq_motion_loss(data, weight):
+    """(eq-motion-loss): the frame-difference term adds lambda times the mean of
+    (e_{f+1} - e_f)^2 for the error e = prediction - target; an error that is the same in every
+    frame adds nothing."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    b, f = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 5))
+    schedule = schedules.cosine(100)
+    x0, noise = rng.standard_normal((b, f, 3)), rng.standard_normal((b, f, 3))
+    t = rng.integers(0, 100, b)
+    prediction = rng.standard_normal(x0.shape)
+
+    def total(out, lam):
+        return losses.diffusion_loss(
+            lambda x, tt: md.tensor(out, dtype=np.float64),
+            schedule,
+            x0,
+            "eps",
+            t,
+            noise,
+            frame_difference_weight=lam,
+        ).item()
+
+    error = prediction - noise
+    expected = (error**2).mean() + weight * (np.diff(error, axis=1) ** 2).mean()
+    assert total(prediction, weight) == pytest.approx(expected, rel=1e-10)
+    steady = noise + rng.standard_normal((b, 1, 3))  # the same error in every frame
+    assert total(steady, weight) == pytest.approx(total(steady, 0.0), rel=1e-12)
+
+
+def test_masked_loss_refuses_a_mask_of_the_wrong_shape():
+    schedule = schedules.cosine(100)
+    with pytest.raises(ValueError, match="known mask of shape"):
+        losses.diffusion_loss(
+            lambda x, t, k: x, schedule, np.zeros((2, 3, 4)), known=np.zeros((2, 4), bool)
+        )

@@ -196,3 +196,65 @@ def test_factorized_attention_with_a_temporal_block_links_one_position_across_fr
     assert np.all(diff[:, 0, 0] > 0)  # the same position in every frame
     diff[:, 0, 0] = 0
     assert np.all(diff == 0)  # nothing else
+
+
+def test_known_frames_change_only_through_their_embedding():
+    """Frame conditioning: the learned known_embed is added to the tokens of the known frames
+    and nowhere else, so a known mask with no frame known gives the unconditioned output."""
+    md.manual_seed(4)
+    model = UViT(_tiny(frame_conditioning=True, pos_encoding="rope3d"))
+    x, text = md.randn(2, 4, 2, 4, 4), md.randn(2, 3, 6)
+    t, mask = np.array([3, 700]), np.ones((2, 3), dtype=bool)
+    plain = model(x, t, text, mask).numpy()
+    none = model(x, t, text, mask, known=np.zeros((2, 4), dtype=bool)).numpy()
+    np.testing.assert_array_equal(plain, none)
+    known = np.array([[True, False, False, False], [True, True, True, False]])
+    assert not np.allclose(model(x, t, text, mask, known=known).numpy(), plain)
+    tokens = model._known_tokens(known, 2).numpy()[:, :, 0]
+    per_frame = model.config.grid[1] * model.config.grid[2]
+    np.testing.assert_array_equal(tokens, np.repeat(known, per_frame, axis=1).astype(np.float32))
+
+
+def test_tubelet_tokens_are_known_in_proportion():
+    model = UViT(_tiny(frame_conditioning=True, tubelet=2))
+    tokens = model._known_tokens(np.array([[True, False, True, True]]), 1).numpy()[0, :, 0]
+    np.testing.assert_array_equal(tokens, [0.5] * 4 + [1.0] * 4)
+
+
+@pytest.mark.parametrize("pos", ["rope3d", "rope3d+sincos3d"])
+def test_adaln_and_frame_conditioning_gradients_in_float64(pos):
+    md.manual_seed(5)
+    config = _tiny(
+        frames=2,
+        height=2,
+        width=2,
+        patch=1,
+        dim=12,
+        adaln=True,
+        frame_conditioning=True,
+        pos_encoding=pos,
+    )
+    model = UViT(config, dtype=np.float64)
+    for p in model.parameters():  # zero-initialised gates would hide the modulated paths
+        p.data += 0.1 * np.random.default_rng(6).standard_normal(p.shape)
+    x, text = md.randn(2, 2, 2, 2, 2, dtype=np.float64), md.randn(2, 3, 6, dtype=np.float64)
+    mask, known = np.array([[1, 1, 0], [1, 0, 0]], bool), np.array([[True, False], [False, False]])
+    assert md.gradcheck(
+        lambda clip, words: model(clip, np.array([7, 600]), words, mask, known=known),
+        x,
+        text,
+        directions=3,
+    )
+
+
+def test_known_frames_need_a_frame_conditioned_network():
+    model = UViT(_tiny())
+    with pytest.raises(ValueError, match="frame_conditioning"):
+        model(
+            md.randn(1, 4, 2, 4, 4), np.array([1]), md.randn(1, 3, 6), known=np.ones((1, 4), bool)
+        )
+    conditioned = UViT(_tiny(frame_conditioning=True))
+    with pytest.raises(md.ShapeError, match="known frames of shape"):
+        conditioned(
+            md.randn(1, 4, 2, 4, 4), np.array([1]), md.randn(1, 3, 6), known=np.ones((1, 3), bool)
+        )

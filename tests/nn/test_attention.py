@@ -124,3 +124,33 @@ def test_scaling_keeps_logit_variance_at_one(d):
     logits = (q * k).sum(-1)
     assert logits.var() / d == pytest.approx(1.0, abs=0.05)
     assert (logits / np.sqrt(d)).var() == pytest.approx(1.0, abs=0.05)
+
+
+def test_eq_adaln_block_starts_as_the_identity_and_then_modulates():
+    """(eq-adaln): with the modulation Linear at zero every gate alpha is 0, so the block is the
+    identity whatever the condition; with weights in it, the block is
+    x + alpha1 Attn(LN1(x)(1 + gamma1) + beta1), then the same with the MLP."""
+    md.manual_seed(0)
+    block = attention.TransformerBlock(8, 2, modulated=True, dtype=np.float64)
+    x, c = md.randn(2, 5, 8, dtype=np.float64), md.randn(2, 8, dtype=np.float64)
+    np.testing.assert_array_equal(host(block(x, condition=c)), host(x))
+    rng = np.random.default_rng(1)
+    block.modulation.weight.data[...] = rng.standard_normal(block.modulation.weight.shape)
+    block.modulation.bias.data[...] = rng.standard_normal(block.modulation.bias.shape)
+    silu = host(c) / (1.0 + np.exp(-host(c)))
+    parts = (silu @ host(block.modulation.weight) + host(block.modulation.bias)).reshape(2, 6, 1, 8)
+    shift1, scale1, gate1, shift2, scale2, gate2 = (parts[:, k] for k in range(6))
+    h = host(block.norm1(x)) * (1 + scale1) + shift1
+    y = host(x) + gate1 * host(block.attn(md.tensor(h, dtype=np.float64)))
+    h = host(block.norm2(md.tensor(y, dtype=np.float64))) * (1 + scale2) + shift2
+    expected = y + gate2 * host(block.mlp(md.tensor(h, dtype=np.float64)))
+    np.testing.assert_allclose(host(block(x, condition=c)), expected, rtol=1e-10, atol=1e-12)
+    assert md.gradcheck(lambda a, b: block(a, condition=b), x, c, directions=3)
+
+
+def test_a_block_says_which_condition_it_expected():
+    x = md.randn(1, 3, 8)
+    with pytest.raises(ValueError, match="not modulated"):
+        attention.TransformerBlock(8, 2)(x, condition=md.randn(1, 8))
+    with pytest.raises(ValueError, match="needs condition"):
+        attention.TransformerBlock(8, 2, modulated=True)(x)

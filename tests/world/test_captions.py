@@ -143,3 +143,18 @@ def test_the_same_scene_at_two_resolutions_is_the_same_motion():
 def test_unknown_split_is_refused():
     with pytest.raises(ValueError, match="split"):
         make_dataset(1, split="test")
+
+
+def test_a_smaller_world_is_the_qualifying_part_of_the_same_stream():
+    """make_dataset(motions=..., counts=...) keeps the scenes of the unfiltered stream that
+    qualify, in order: a probe's scenes are the full world's."""
+    _, _, everything = make_dataset(200, "train", 8, 16, seed=5)
+    moves = ["moves left", "moves up"]
+    clips, captions, specs = make_dataset(10, "train", 8, 16, seed=5, motions=moves, counts=[1])
+    expected = [s for s in everything if s.motion in moves and s.count == 1][:10]
+    assert specs == expected and len(clips) == 10
+    assert all(c == s.caption for c, s in zip(captions, specs))
+    with pytest.raises(ValueError, match="unknown motions"):
+        make_dataset(2, motions=["moves sideways"])
+    with pytest.raises(ValueError, match=r"id scenes have \[1, 2\] balls"):
+        make_dataset(2, "id", counts=[3])

@@ -1,0 +1,517 @@
+"""Experiments that decide the recipe: named variants trained for a budget, measured, and written
+into the repository, so the book reads their results instead of retraining them.
+
+A :class:`Study` is a preset plus the changes it tests (network, training, world). Running it
+(``python -m minidiff study NAME``) trains it into ``runs/studies/NAME`` and writes
+``studies/NAME/``:
+
+* ``result.json``: everything below, with the command that made it;
+* ``report.md``: the same as tables;
+* ``samples.gif``: the demo prompts sampled by the final model.
+
+What is measured, every rate with its 95% bootstrap interval (eq-bootstrap):
+
+* a **learning curve**: at each step of ``curve``, the EMA model's text-to-video rates on
+  ``curve_clips`` in-distribution scenes, against the clips seen so far;
+* **text-to-video** at the end: ``id_clips`` ID scenes and ``ood_clips`` per OOD axis, beside
+  real clips of the same scenes (the ceiling);
+* **prediction** (PhyWorld's protocol): the first ``GIVEN`` real frames given, the rest
+  generated, velocity and gravity errors of the generated frames
+  (:mod:`minidiff.metrics.prediction`) ID and per OOD axis, beside the real-clip floor; by
+  frame masks for a network trained with them, and by replacement (the baseline) always;
+* **continuation** to ``VIDEO_FRAMES`` frames window by window: jumps at seams and permanence;
+* the **x0 error by noise level** on held-out ID clips.
+
+``python -m minidiff study --table`` gathers every ``result.json`` into ``studies/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy
+
+from . import backend, parallel
+from .autograd.tensor import Tensor, no_grad
+from .diffusion import process
+from .metrics.continuation import evaluate_videos, reference_video
+from .metrics.prediction import evaluate_predictions
+from .metrics.video import evaluate_clips
+from .pipeline import DEMO_PROMPTS, EVAL_SEED, build_trainer
+from .presets import Preset, get_preset
+from .video import TextToVideo
+from .world import make_dataset, ood_axes, to_signed
+from .world.captions import OOD_AXES
+from .world.preview import write_grid_gif
+
+GIVEN = 3  # frames given in the prediction protocol, as in PhyWorld
+VIDEO_FRAMES = 32  # length of the continued videos
+CONTEXT = 4  # frames each continuation window keeps
+LEVELS = (100, 300, 500, 700, 850, 950)  # noise levels of the x0-error profile
+HEADLINE = (
+    ("fidelity", "colour"),
+    ("fidelity", "count"),
+    ("fidelity", "direction"),
+    ("consistency", "permanence"),
+)
+MASKS = {"none": 0.4, "first": 0.4, "last": 0.1, "random": 0.1}
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named variant of a preset: ``model``, ``train`` and ``world`` are merged into the
+    preset's dicts, ``preset_fields`` replaces top-level fields (e.g. ``train_clips``)."""
+
+    name: str
+    question: str
+    preset: str = "tiny-cpu"
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    world: dict = field(default_factory=dict)
+    preset_fields: dict = field(default_factory=dict)
+
+    def build(self, steps: int | None = None) -> Preset:
+        """The preset this study trains (with ``steps`` training steps if given)."""
+        base = get_preset(self.preset)
+        train = {**base.train, **self.train}
+        if steps is not None:
+            train["steps"] = steps
+        return base.with_overrides(
+            model={**base.model, **self.model},
+            train=train,
+            world={**base.world, **self.world},
+            **self.preset_fields,
+        )
+
+
+MOVES = ["moves left", "moves right", "moves up", "moves down"]
+STUDIES = {
+    study.name: study
+    for study in [
+        Study("baseline", "the demo recipe as it was: text-to-video only"),
+        Study(
+            "masks",
+            "frame masks (none / first k / last k / random): one network for text-to-video, "
+            "prediction and continuation",
+            model={"frame_conditioning": True},
+            train={"frame_masks": MASKS},
+        ),
+        Study(
+            "adaln",
+            "time and pooled caption as adaLN-Zero modulation of every block",
+            model={"adaln": True},
+        ),
+        Study(
+            "masks-adaln",
+            "frame masks and adaLN-Zero together",
+            model={"frame_conditioning": True, "adaln": True},
+            train={"frame_masks": MASKS},
+        ),
+        Study(
+            "proxy-baseline",
+            "the smallest failing task: one ball, four directions",
+            world={"counts": [1], "motions": MOVES},
+        ),
+    ]
+}
+
+
+def get_study(name: str) -> Study:
+    """The study called ``name``, or an error listing the known ones."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; known studies: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def scenes(preset: Preset, split: str, n: int):
+    """``n`` evaluation scenes of ``split`` (fixed seed): (clips, captions, specs)."""
+    return make_dataset(n, split, preset.frames, preset.size, seed=EVAL_SEED, **preset.world)
+
+
+def ood_scenes(preset: Preset, per_axis: int) -> dict:
+    """``per_axis`` OOD scenes for each axis along which the preset's world can leave training:
+    axis -> (clips, captions, specs)."""
+    clips, captions, specs = make_dataset(
+        6 * per_axis, "ood", preset.frames, preset.size, seed=EVAL_SEED, **preset.world
+    )
+    groups = {}
+    for axis in OOD_AXES:
+        chosen = [i for i, spec in enumerate(specs) if ood_axes(spec)[:1] == (axis,)][:per_axis]
+        if len(chosen) == per_axis:
+            groups[axis] = (
+                clips[chosen],
+                [captions[i] for i in chosen],
+                [specs[i] for i in chosen],
+            )
+    return groups
+
+
+def rates(summary: dict) -> dict:
+    """The headline rates of an :func:`evaluate_clips` summary."""
+    return {name: summary[group][name] for group, name in HEADLINE}
+
+
+def _sample(system: TextToVideo, captions, seed: int, **kwargs):
+    state = backend.get_rng_state()  # sampling reseeds: keep training's stream untouched
+    clips = system.sample(captions, seed=seed, progress=False, **kwargs)
+    backend.set_rng_state(state)
+    return clips
+
+
+def text_to_video(system: TextToVideo, scenes_) -> dict:
+    clips, captions, specs = scenes_
+    return evaluate_clips(_sample(system, captions, EVAL_SEED), specs)
+
+
+def prediction(system: TextToVideo, scenes_, conditioning: str) -> dict:
+    """PhyWorld's protocol: the first GIVEN frames given, the rest generated and measured."""
+    clips, captions, specs = scenes_
+    known = numpy.zeros(clips.shape, dtype=numpy.float32)
+    known[:, :GIVEN] = to_signed(clips[:, :GIVEN])
+    mask = numpy.zeros(clips.shape, dtype=bool)
+    mask[:, :GIVEN] = True
+    device = system.encoder.device
+    generated = _sample(
+        system,
+        captions,
+        EVAL_SEED + 1,
+        known=backend.to_device(known, device),
+        known_mask=backend.to_device(mask, device),
+        conditioning=conditioning,
+    )
+    return evaluate_predictions(generated, specs, GIVEN)
+
+
+def continuation(system: TextToVideo, scenes_, conditioning: str) -> dict:
+    """Videos of VIDEO_FRAMES frames continued from the real first clip, window by window."""
+    clips, captions, specs = scenes_
+    state = backend.get_rng_state()
+    video = system.continue_clips(
+        captions,
+        clips,
+        VIDEO_FRAMES,
+        CONTEXT,
+        seed=EVAL_SEED + 2,
+        progress=False,
+        conditioning=conditioning,
+    )
+    backend.set_rng_state(state)
+    return evaluate_videos(video, specs, system.config.frames, CONTEXT)
+
+
+def real_videos(preset: Preset, specs) -> dict:
+    videos = numpy.stack(
+        [reference_video(s, preset.frames, preset.size, VIDEO_FRAMES) for s in specs]
+    )
+    return evaluate_videos(videos, specs, preset.frames, CONTEXT)
+
+
+def x0_error_by_level(system: TextToVideo, scenes_, levels=LEVELS) -> dict:
+    """Mean squared error of the model's one-step x0 estimate on held-out clips, by noise level
+    (fixed noise, conditional on the true captions)."""
+    clips, captions, _ = scenes_
+    data = to_signed(clips).astype(numpy.float32)
+    noise = numpy.random.default_rng(EVAL_SEED).standard_normal(data.shape).astype(numpy.float32)
+    ids, mask = system.tokenize(captions)
+    device = system.encoder.device
+    data_d, noise_d = backend.to_device(data, device), backend.to_device(noise, device)
+    errors = {}
+    with no_grad():
+        tokens, token_mask = system.encoder(ids, mask)
+        for level in levels:
+            t = backend.xp_of(data_d).full(len(data), level, dtype=numpy.int64)
+            x_t = process.q_sample(system.schedule, data_d, t, noise_d)
+            prediction_ = system.model(Tensor(x_t), t, tokens, token_mask).data
+            x0, _ = process.to_x0_and_eps(system.schedule, x_t, t, prediction_, system.target)
+            errors[str(level)] = float(backend.to_numpy(((x0 - data_d) ** 2).mean()))
+    return errors
+
+
+# --- the runner -----------------------------------------------------------------------------------
+
+
+def seconds_per_step(preset: Preset, repeats: int = 15) -> float:
+    """Wall time of one training step of ``preset``, measured on a throwaway copy (its own
+    model and 64 clips, three warm-up steps first), so that studies can be given equal time."""
+    import tempfile
+
+    from .train import TrainConfig, Trainer
+
+    clips, captions, _ = make_dataset(64, "train", preset.frames, preset.size, seed=1)
+    state = backend.get_rng_state()
+    system = TextToVideo(preset)
+    ids, mask = system.tokenize(captions)
+    config = TrainConfig.from_dict({**preset.train, "checkpoint_every": 0, "sample_every": 0})
+    with tempfile.TemporaryDirectory() as folder:
+        trainer = Trainer(
+            system.model,
+            system.schedule,
+            to_signed(clips),
+            config,
+            folder,
+            conditioner=system.encoder,
+            ids=ids,
+            mask=mask,
+        )
+        for _ in range(3):
+            trainer.train_step()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            trainer.train_step().item()
+        per_step = (time.perf_counter() - started) / repeats
+    backend.set_rng_state(state)
+    return per_step
+
+
+def run_study(
+    name: str | Study,
+    out_root="studies",
+    runs_root="runs/studies",
+    steps: int | None = None,
+    seconds: float | None = None,
+    curve=(),
+    curve_clips: int = 128,
+    id_clips: int = 256,
+    ood_clips: int = 64,
+    videos: int = 64,
+    fresh: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Train study ``name`` (resuming from ``runs_root/name`` unless ``fresh``), measure it at
+    every step of ``curve`` and at the end, and write ``out_root/name``; returns that folder.
+    ``name`` may also be a :class:`Study` of one's own. With ``seconds`` the steps are as many
+    as fit in that wall time at the speed :func:`seconds_per_step` measures here."""
+    study = name if isinstance(name, Study) else get_study(name)
+    name = study.name
+    timing = None
+    if seconds is not None:  # an equal wall-clock budget: as many steps as fit
+        per_step = seconds_per_step(study.build())
+        steps = max(1, int(seconds / per_step))
+        timing = {"budget_seconds": seconds, "measured_seconds_per_step": round(per_step, 4)}
+    preset = study.build(steps)
+    total = preset.train["steps"]
+    curve = sorted({int(s) for s in curve if 0 < int(s) < total} | {total})
+    out, run_dir = Path(out_root) / name, Path(runs_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    system, trainer = build_trainer(preset, run_dir, resume=not fresh, snapshots=False)
+    previous = _load(out / "result.json") if not fresh else {}
+    points = [p for p in previous.get("curve", []) if p["step"] <= trainer.step]
+    seconds = previous.get("train_seconds", 0.0) if trainer.step else 0.0
+    curve_scenes = scenes(preset, "id", curve_clips)
+    for point in curve:
+        if point <= trainer.step:
+            continue
+        started = time.perf_counter()
+        trainer.run(until=point, progress=progress)
+        seconds += time.perf_counter() - started
+        with trainer.emas["model"].swapped(system.model):
+            with trainer.emas["conditioner"].swapped(system.encoder):
+                summary = text_to_video(system, curve_scenes)
+        points.append(
+            {
+                "step": point,
+                "clips_seen": point * preset.train["batch_size"],
+                "train_seconds": round(seconds, 1),
+                "id": rates(summary),
+            }
+        )
+        if progress:
+            shown = {k: round(v["mean"] or 0.0, 3) for k, v in points[-1]["id"].items()}
+            print(f"step {point}: {shown}")
+    trainer.emas["model"].copy_to(system.model)
+    trainer.emas["conditioner"].copy_to(system.encoder)
+    result = {
+        "study": asdict(study),
+        "command": command or f"python -m minidiff study {name}",
+        "preset": {
+            "name": preset.name,
+            "model": preset.model,
+            "train": preset.train,
+            "world": preset.world,
+            "train_clips": preset.train_clips,
+        },
+        "parameters": system.model.num_parameters() + system.encoder.num_parameters(),
+        "steps": trainer.step,
+        "clips_seen": trainer.step * preset.train["batch_size"],
+        "train_seconds": round(seconds, 1),
+        "machine": {
+            "threads": parallel.threads(),
+            "device": system.encoder.device,
+            "processor": platform.processor() or platform.machine(),
+        },
+        "curve": points,
+        "final_loss": float(numpy.mean(trainer.losses[-200:])),
+        "budget": timing,
+    }
+    result |= evaluate_study(system, preset, id_clips, ood_clips, videos)
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "report.md").write_text(report(result))
+    prompts = [p for p, _ in DEMO_PROMPTS]
+    write_grid_gif(out / "samples.gif", _sample(system, prompts, 0), prompts, title=name)
+    return out
+
+
+def evaluate_study(
+    system: TextToVideo, preset: Preset, id_clips: int, ood_clips: int, videos: int
+) -> dict:
+    """Every final measurement of the module docstring, as one JSON-able dict."""
+    in_dist = scenes(preset, "id", id_clips)
+    by_axis = ood_scenes(preset, ood_clips)
+    methods = ["replacement"] + (["mask"] if system.config.frame_conditioning else [])
+    t2v = {"id": {"real": rates(evaluate_clips(in_dist[0], in_dist[2]))}}
+    t2v["id"]["model"] = rates(text_to_video(system, in_dist))
+    for axis, group in by_axis.items():
+        t2v[axis] = {
+            "real": rates(evaluate_clips(group[0], group[2])),
+            "model": rates(text_to_video(system, group)),
+        }
+    predict = {"id": {"real": evaluate_predictions(in_dist[0], in_dist[2], GIVEN)}}
+    for method in methods:
+        predict["id"][method] = prediction(system, in_dist, method)
+    best = methods[-1]
+    for axis, group in by_axis.items():
+        predict[axis] = {
+            "real": evaluate_predictions(group[0], group[2], GIVEN),
+            best: prediction(system, group, best),
+        }
+    short = tuple(part[:videos] for part in in_dist)
+    cont = {"real": real_videos(preset, short[2])}
+    for method in methods:
+        cont[method] = continuation(system, short, method)
+    return {
+        "text_to_video": t2v,
+        "prediction": {"given": GIVEN, "best": best, "splits": predict},
+        "continuation": {"frames": VIDEO_FRAMES, "context": CONTEXT, "sources": cont},
+        "x0_error_by_level": x0_error_by_level(system, scenes(preset, "id", 64)),
+    }
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# --- reports --------------------------------------------------------------------------------------
+
+
+def cell(entry: dict | None, digits: int = 2) -> str:
+    """A summary as "mean [low, high]"."""
+    if not entry or entry.get("mean") is None:
+        return "-"
+    return f"{entry['mean']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
+
+
+def report(result: dict) -> str:
+    """``report.md`` of one study."""
+    names = [name for _, name in HEADLINE]
+    lines = [
+        f"# Study `{result['study']['name']}`",
+        "",
+        result["study"]["question"],
+        "",
+        f"- command: `{result['command']}`",
+        f"- steps {result['steps']}, clips seen {result['clips_seen']:,}, "
+        f"training {result['train_seconds']:.0f} s on {result['machine']['threads']} thread(s)",
+        f"- parameters {result['parameters']:,}; final loss {result['final_loss']:.4f}",
+        "",
+        "Every cell: mean [95% bootstrap interval].",
+        "",
+        "## Learning curve (ID, text only)",
+        "",
+        "| step | clips seen | seconds | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for point in result["curve"]:
+        cells = [cell(point["id"][n]) for n in names]
+        lines.append(
+            f"| {point['step']} | {point['clips_seen']:,} | {point['train_seconds']:.0f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += ["", "## Text to video", "", "| split | clips | " + " | ".join(names) + " |"]
+    lines.append("|---|---|" + "---|" * len(names))
+    for split, entry in result["text_to_video"].items():
+        for who in ("real", "model"):
+            count = entry[who][names[0]]["count"]
+            cells = [cell(entry[who][n]) for n in names]
+            lines.append(f"| {split} ({who}) | {count} | " + " | ".join(cells) + " |")
+    pred = result["prediction"]
+    lines += [
+        "",
+        f"## Prediction from the first {pred['given']} frames",
+        "",
+        "| split | source | all balls present | velocity error | gravity error |",
+        "|---|---|---|---|---|",
+    ]
+    for split, entry in pred["splits"].items():
+        for who, summary in entry.items():
+            lines.append(
+                f"| {split} | {who} | {cell(summary['present'])} | "
+                f"{cell(summary['velocity_error'], 3)} | {cell(summary['gravity_error'], 3)} |"
+            )
+    cont = result["continuation"]
+    lines += [
+        "",
+        f"## Continuation to {cont['frames']} frames ({cont['context']} frames of context)",
+        "",
+        "| source | jumps at seams | jumps elsewhere | permanence |",
+        "|---|---|---|---|",
+    ]
+    for who, summary in cont["sources"].items():
+        lines.append(
+            f"| {who} | {cell(summary['seam_jumps'])} | {cell(summary['inner_jumps'])} | "
+            f"{cell(summary['permanence'])} |"
+        )
+    lines += ["", "## x0 error by noise level (ID, one step)", ""]
+    lines.append("| " + " | ".join(result["x0_error_by_level"]) + " |")
+    lines.append("|" + "---|" * len(result["x0_error_by_level"]))
+    lines.append("| " + " | ".join(f"{v:.4f}" for v in result["x0_error_by_level"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table(out_root="studies") -> Path:
+    """``studies/README.md``: one row per study, from every ``result.json`` under ``out_root``."""
+    root = Path(out_root)
+    results = [json.loads(p.read_text()) for p in sorted(root.glob("*/result.json"))]
+    names = [name for _, name in HEADLINE]
+    lines = [
+        "# Studies",
+        "",
+        "Written by `python -m minidiff study --table` from each study's `result.json`; every "
+        "cell is the mean and its 95% bootstrap interval. ID text-to-video rates; prediction "
+        f"from the first {GIVEN} frames (the better method of the study); continuation to "
+        f"{VIDEO_FRAMES} frames.",
+        "",
+        "| study | what it tests | steps | seconds | "
+        + " | ".join(names)
+        + " | velocity error (pred.) | seam jumps | permanence (video) |",
+        "|---|---|---|---|" + "---|" * (len(names) + 3),
+    ]
+    for r in results:
+        model = r["text_to_video"]["id"]["model"]
+        pred = r["prediction"]["splits"]["id"][r["prediction"]["best"]]
+        sources = r["continuation"]["sources"]
+        video = sources["mask"] if "mask" in sources else sources["replacement"]
+        lines.append(
+            f"| [{r['study']['name']}]({r['study']['name']}/report.md) | {r['study']['question']} "
+            f"| {r['steps']} | {r['train_seconds']:.0f} | "
+            + " | ".join(cell(model[n]) for n in names)
+            + f" | {cell(pred['velocity_error'], 3)} | {cell(video['seam_jumps'])} | "
+            f"{cell(video['permanence'])} |"
+        )
+    path = root / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main_command(argv: list[str]) -> str:
+    """The command line that ran, for the record."""
+    return "python -m minidiff " + " ".join(shlex.quote(a) for a in argv)
