@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 # The tests stay at one thread per worker, as pytest already runs two workers.
 THREADS ?= $(shell $(PYTHON) -c "import os; print(os.cpu_count() or 1)")
 
-.PHONY: help venv test test-gpu test-slow book exercises lint bench bench-gpu demo toy clean
+.PHONY: help venv test test-gpu test-slow book exercises lint bench bench-gpu demo study toy clean
 
 help:
 	@echo "make demo       run the main example (see README)"
@@ -25,6 +25,8 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
 	@echo "make bench-gpu  the same on a CUDA GPU against PyTorch CUDA (writes gpu.md)"
+	@echo "make study NAME=baseline [ARGS='--seconds 480']  train and measure a named variant"
+	@echo "                 (writes studies/NAME/; make study alone lists the studies)"
 	@echo "make toy        2-D diffusion: DDPM vs DDIM vs flow matching (writes runs/toy/)"
 
 venv: $(STAMP)
@@ -65,6 +67,9 @@ bench-gpu: $(STAMP)
 
 demo: $(STAMP)
 	MINIDIFF_NUM_THREADS=$(THREADS) $(PY) -m minidiff demo --out runs/demo
+
+study: $(STAMP)
+	MINIDIFF_NUM_THREADS=$(THREADS) $(PY) -m minidiff study $(if $(NAME),$(NAME) $(ARGS),--list)
 
 toy: $(STAMP)
 	$(PY) -m minidiff toy --out runs/toy

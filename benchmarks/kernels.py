@@ -3,7 +3,7 @@
 ``python -m benchmarks.kernels`` prints one JSON line per kernel: the median time of the plain
 formula (``kernels.plain_*``), of the fused kernel on one thread, and of the fused kernel on
 ``--threads`` threads, forward and backward together. Plain and fused alternate in one process,
-so they see the same machine state. The shapes are those of the ``tiny-cpu`` preset at its
+so they see the same machine state. The shapes are those of the ``tiny-cpu-plain`` preset at its
 batch size: tokens = batch x (patches + extra tokens).
 """
 
@@ -21,7 +21,7 @@ REPEATS = 31
 ROUNDS = 5
 
 
-def _cases(preset_name: str = "tiny-cpu") -> dict:
+def _cases(preset_name: str = "tiny-cpu-plain") -> dict:
     """name -> (description, function running forward + backward of the fused or plain form)."""
     from minidiff import kernels
     from minidiff.models import UViTConfig

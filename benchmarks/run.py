@@ -202,7 +202,7 @@ def kernel_table(threads: int) -> None:
         "# CPU benchmark: fused kernels against their plain formulas (float32)",
         "",
         f"{date.today()}, {platform.processor() or platform.machine()}; forward and backward "
-        f"together, at the sizes of one training step of the demo model (preset `tiny-cpu`); "
+        f"together, at the sizes of one training step of the demo model (preset `tiny-cpu-plain`); "
         f"median of {KERNEL_ROUNDS} alternated rounds, each the median of {KERNEL_REPEATS} calls.",
         "",
         f"| kernel | what | plain ms | fused ms, 1 thread | speed-up | fused ms, {threads} "

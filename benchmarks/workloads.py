@@ -37,7 +37,7 @@ SHAPES = {
 REPEATS = 7
 
 # training-step workloads: name -> preset
-STEPS = {"train_step_tiny_cpu": "tiny-cpu"}
+STEPS = {"train_step_tiny_cpu": "tiny-cpu-plain"}
 STEP_CLIPS = 64  # size of the random training set
 STEP_WARMUP = 3  # untimed steps first (allocator, caches, the optimizer's state)
 STEP_REPEATS = 5  # timed repeats; the median of their per-step times is reported

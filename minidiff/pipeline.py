@@ -60,7 +60,7 @@ def build_trainer(
         ids=ids,
         mask=mask,
         on_sample=snapshot_samples(system, out_dir / "samples") if snapshots else None,
-        metadata={**system.metadata(), "preset_overrides": _overrides(preset)},
+        metadata={**system.metadata(), "preset_overrides": preset.overrides()},
     )
     if resume and trainer.checkpoint_path.exists():
         print(f"resuming from {trainer.checkpoint_path} at step {trainer.resume()}")
@@ -110,18 +110,6 @@ def load_snapshots(folder) -> dict[int, numpy.ndarray]:
     """The clips written by :func:`snapshot_samples`, by training step."""
     saved = io.load(Path(folder) / "snapshots.npz")
     return {int(name.split("_")[1]): clips for name, clips in sorted(saved.items())}
-
-
-def _overrides(preset: Preset) -> dict:
-    """What differs from the named preset (so a checkpoint rebuilds exactly this one)."""
-    from .presets import get_preset
-
-    base = get_preset(preset.name)
-    return {
-        name: getattr(preset, name)
-        for name in preset.__dataclass_fields__
-        if getattr(preset, name) != getattr(base, name)
-    }
 
 
 def evaluate_system(

@@ -12,7 +12,8 @@ A :class:`Study` is a preset plus the changes it tests (network, training, world
 What is measured, every rate with its 95% bootstrap interval (eq-bootstrap):
 
 * a **learning curve**: at each step of ``curve``, the EMA model's text-to-video rates on
-  ``curve_clips`` in-distribution scenes, against the clips seen so far;
+  ``curve_clips`` in-distribution scenes, against the clips seen so far (and, for a network
+  trained with frame masks, its prediction from the first frames);
 * **text-to-video** at the end: ``id_clips`` ID scenes and ``ood_clips`` per OOD axis, beside
   real clips of the same scenes (the ceiling);
 * **prediction** (PhyWorld's protocol): the first ``GIVEN`` real frames given, the rest
@@ -20,6 +21,7 @@ What is measured, every rate with its 95% bootstrap interval (eq-bootstrap):
   (:mod:`minidiff.metrics.prediction`) ID and per OOD axis, beside the real-clip floor; by
   frame masks for a network trained with them, and by replacement (the baseline) always;
 * **continuation** to ``VIDEO_FRAMES`` frames window by window: jumps at seams and permanence;
+* **length extrapolation**: clips of twice the training length sampled in one go;
 * the **x0 error by noise level** on held-out ID clips.
 
 ``python -m minidiff study --table`` gathers every ``result.json`` into ``studies/README.md``.
@@ -36,14 +38,16 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, parallel
+from . import backend, io, parallel
 from .autograd.tensor import Tensor, no_grad
 from .diffusion import process
 from .metrics.continuation import evaluate_videos, reference_video
+from .metrics.intervals import ratio_interval
 from .metrics.prediction import evaluate_predictions
 from .metrics.video import evaluate_clips
 from .pipeline import DEMO_PROMPTS, EVAL_SEED, build_trainer
-from .presets import Preset, get_preset
+from .presets import FRAME_MASKS, Preset, get_preset
+from .train import TrainConfig
 from .video import TextToVideo
 from .world import make_dataset, ood_axes, to_signed
 from .world.captions import OOD_AXES
@@ -59,21 +63,23 @@ HEADLINE = (
     ("fidelity", "direction"),
     ("consistency", "permanence"),
 )
-MASKS = {"none": 0.4, "first": 0.4, "last": 0.1, "random": 0.1}
+MASKS = FRAME_MASKS
 
 
 @dataclass(frozen=True)
 class Study:
     """A named variant of a preset: ``model``, ``train`` and ``world`` are merged into the
-    preset's dicts, ``preset_fields`` replaces top-level fields (e.g. ``train_clips``)."""
+    preset's dicts, ``preset_fields`` replaces top-level fields (e.g. ``train_clips``). A study
+    that ``ship``s also writes its EMA weights and its training log beside its results."""
 
     name: str
     question: str
-    preset: str = "tiny-cpu"
+    preset: str = "tiny-cpu-plain"
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     world: dict = field(default_factory=dict)
     preset_fields: dict = field(default_factory=dict)
+    ship: bool = False
 
     def build(self, steps: int | None = None) -> Preset:
         """The preset this study trains (with ``steps`` training steps if given)."""
@@ -93,7 +99,7 @@ MOVES = ["moves left", "moves right", "moves up", "moves down"]
 STUDIES = {
     study.name: study
     for study in [
-        Study("baseline", "the demo recipe as it was: text-to-video only"),
+        Study("baseline", "the recipe before these studies: text-to-video only"),
         Study(
             "masks",
             "frame masks (none / first k / last k / random): one network for text-to-video, "
@@ -107,10 +113,63 @@ STUDIES = {
             model={"adaln": True},
         ),
         Study(
+            "frame-difference",
+            "a frame-difference term in the loss (lambda = 0.5)",
+            train={"frame_difference_weight": 0.5},
+        ),
+        Study(
+            "tubelet-2",
+            "tokens of two frames (half the tokens, so more steps in the same time)",
+            model={"tubelet": 2},
+        ),
+        Study(
+            "absolute-positions",
+            "absolute sincos positions added beside the rotary ones",
+            model={"pos_encoding": "rope3d+sincos3d"},
+        ),
+        Study(
+            "sincos-positions",
+            "fixed sincos positions over (t, i, j), wavelengths up to 2 pi x 8, instead of rotary",
+            model={"pos_encoding": "sincos3d"},
+        ),
+        Study(
+            "learned-positions",
+            "a learned vector per (t, i, j) position instead of rotary",
+            model={"pos_encoding": "learned"},
+        ),
+        Study(
+            "factorized",
+            "factorized attention: spatial and temporal blocks in turn instead of joint",
+            model={"attention": "factorized"},
+        ),
+        Study(
+            "batch-32",
+            "batches of 32 clips (fewer, less noisy steps in the same time)",
+            train={"batch_size": 32},
+        ),
+        Study(
             "masks-adaln",
             "frame masks and adaLN-Zero together",
             model={"frame_conditioning": True, "adaln": True},
             train={"frame_masks": MASKS},
+        ),
+        Study(
+            "frame-noise",
+            "frame masks, adaLN-Zero and, for half the clips, one noise level per frame",
+            model={"frame_conditioning": True, "adaln": True, "frame_times": True},
+            train={"frame_masks": MASKS, "frame_noise": 0.5},
+        ),
+        Study(
+            "baseline-curve",
+            "the learning curve of the baseline recipe, 20,000 steps",
+            train={"steps": 20000},
+        ),
+        Study(
+            "masks-adaln-curve",
+            "the learning curve of frame masks with adaLN-Zero, 20,000 steps",
+            model={"frame_conditioning": True, "adaln": True},
+            train={"frame_masks": MASKS, "steps": 20000},
+            ship=True,
         ),
         Study(
             "proxy-baseline",
@@ -119,6 +178,14 @@ STUDIES = {
         ),
     ]
 }
+
+
+def load_result(name: str, out_root="studies") -> dict:
+    """The ``result.json`` a study wrote, or an error saying how to make it."""
+    path = Path(out_root) / name / "result.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `python -m minidiff study {name}`")
+    return json.loads(path.read_text())
 
 
 def get_study(name: str) -> Study:
@@ -207,6 +274,24 @@ def continuation(system: TextToVideo, scenes_, conditioning: str) -> dict:
     return evaluate_videos(video, specs, system.config.frames, CONTEXT)
 
 
+def extrapolation(system: TextToVideo, preset: Preset, scenes_) -> dict:
+    """Clips of twice the training length in one go (length extrapolation): the headline
+    rates of the stretched network (:meth:`TextToVideo.stretched`) and of the real videos, which
+    run the same scenes on for the extra frames. None for learned positions, which cannot."""
+    frames = 2 * preset.frames
+    clips, captions, specs = scenes_
+    try:
+        longer = system.stretched(frames)
+    except ValueError:
+        return {"frames": frames, "real": None, "model": None}
+    real = numpy.stack([reference_video(s, preset.frames, preset.size, frames) for s in specs])
+    return {
+        "frames": frames,
+        "real": rates(evaluate_clips(real, specs)),
+        "model": rates(evaluate_clips(_sample(longer, captions, EVAL_SEED + 3), specs)),
+    }
+
+
 def real_videos(preset: Preset, specs) -> dict:
     videos = numpy.stack(
         [reference_video(s, preset.frames, preset.size, VIDEO_FRAMES) for s in specs]
@@ -243,7 +328,7 @@ def seconds_per_step(preset: Preset, repeats: int = 15) -> float:
     model and 64 clips, three warm-up steps first), so that studies can be given equal time."""
     import tempfile
 
-    from .train import TrainConfig, Trainer
+    from .train import Trainer
 
     clips, captions, _ = make_dataset(64, "train", preset.frames, preset.size, seed=1)
     state = backend.get_rng_state()
@@ -292,20 +377,22 @@ def run_study(
     as fit in that wall time at the speed :func:`seconds_per_step` measures here."""
     study = name if isinstance(name, Study) else get_study(name)
     name = study.name
+    out, run_dir = Path(out_root) / name, Path(runs_root) / name
     timing = None
-    if seconds is not None:  # an equal wall-clock budget: as many steps as fit
-        per_step = seconds_per_step(study.build())
-        steps = max(1, int(seconds / per_step))
-        timing = {"budget_seconds": seconds, "measured_seconds_per_step": round(per_step, 4)}
+    if seconds is not None:
+        timing = _budget(study, seconds, run_dir, fresh)
+        steps = timing["steps"]
     preset = study.build(steps)
     total = preset.train["steps"]
     curve = sorted({int(s) for s in curve if 0 < int(s) < total} | {total})
-    out, run_dir = Path(out_root) / name, Path(runs_root) / name
     out.mkdir(parents=True, exist_ok=True)
+    _check_resumable(run_dir / "checkpoint.npz", preset, fresh)
     system, trainer = build_trainer(preset, run_dir, resume=not fresh, snapshots=False)
-    previous = _load(out / "result.json") if not fresh else {}
+    # what an interrupted run had measured: its training time and curve, up to its checkpoint
+    progress_path = run_dir / "progress.json"
+    previous = _load(progress_path) if trainer.step else {}
     points = [p for p in previous.get("curve", []) if p["step"] <= trainer.step]
-    seconds = previous.get("train_seconds", 0.0) if trainer.step else 0.0
+    seconds = previous.get("train_seconds", 0.0)
     curve_scenes = scenes(preset, "id", curve_clips)
     for point in curve:
         if point <= trainer.step:
@@ -313,17 +400,18 @@ def run_study(
         started = time.perf_counter()
         trainer.run(until=point, progress=progress)
         seconds += time.perf_counter() - started
+        entry = {
+            "step": point,
+            "clips_seen": point * preset.train["batch_size"],
+            "train_seconds": round(seconds, 1),
+        }
         with trainer.emas["model"].swapped(system.model):
             with trainer.emas["conditioner"].swapped(system.encoder):
-                summary = text_to_video(system, curve_scenes)
-        points.append(
-            {
-                "step": point,
-                "clips_seen": point * preset.train["batch_size"],
-                "train_seconds": round(seconds, 1),
-                "id": rates(summary),
-            }
-        )
+                entry["id"] = rates(text_to_video(system, curve_scenes))
+                if system.config.frame_conditioning:
+                    entry["prediction"] = prediction(system, curve_scenes, "mask")
+        points.append(entry)
+        progress_path.write_text(json.dumps({"train_seconds": seconds, "curve": points}))
         if progress:
             shown = {k: round(v["mean"] or 0.0, 3) for k, v in points[-1]["id"].items()}
             print(f"step {point}: {shown}")
@@ -357,7 +445,21 @@ def run_study(
     (out / "report.md").write_text(report(result))
     prompts = [p for p, _ in DEMO_PROMPTS]
     write_grid_gif(out / "samples.gif", _sample(system, prompts, 0), prompts, title=name)
+    if study.ship:
+        ship_weights(system, trainer, out, result["command"])
     return out
+
+
+def ship_weights(system: TextToVideo, trainer, out: Path, command: str) -> Path:
+    """``out/weights.npz``: the system with its EMA weights (:meth:`TextToVideo.save_weights`,
+    a few MB), and ``out/training_log.json``: the command, the seed and the loss of every
+    step, so the shipped model says how it was made."""
+    path = out / "weights.npz"
+    system.save_weights(path, command=command, seed=trainer.config.seed, steps=trainer.step)
+    losses = [float(f"{loss:.6g}") for loss in trainer.losses]
+    log = {"command": command, "seed": trainer.config.seed, "losses": losses}
+    (out / "training_log.json").write_text(json.dumps(log) + "\n")
+    return path
 
 
 def evaluate_study(
@@ -383,16 +485,60 @@ def evaluate_study(
             "real": evaluate_predictions(group[0], group[2], GIVEN),
             best: prediction(system, group, best),
         }
+    ratios = {
+        axis: {
+            name: ratio_interval(
+                predict[axis][best]["values"][name], predict["id"][best]["values"][name]
+            )
+            for name in ("velocity_error", "gravity_error")
+        }
+        for axis in by_axis
+    }
     short = tuple(part[:videos] for part in in_dist)
     cont = {"real": real_videos(preset, short[2])}
     for method in methods:
         cont[method] = continuation(system, short, method)
     return {
+        "extrapolation": extrapolation(system, preset, short),
         "text_to_video": t2v,
-        "prediction": {"given": GIVEN, "best": best, "splits": predict},
+        "prediction": {"given": GIVEN, "best": best, "splits": predict, "ood_over_id": ratios},
         "continuation": {"frames": VIDEO_FRAMES, "context": CONTEXT, "sources": cont},
         "x0_error_by_level": x0_error_by_level(system, scenes(preset, "id", 64)),
     }
+
+
+def _budget(study: Study, seconds: float, run_dir: Path, fresh: bool) -> dict:
+    """An equal wall-clock budget: as many steps as fit in ``seconds`` at the speed measured
+    here. The timing is kept beside the run (``budget.json``), so that an interrupted study
+    resumes with the steps it started with instead of a new, slightly different estimate."""
+    path = run_dir / "budget.json"
+    saved = _load(path) if not fresh and (run_dir / "checkpoint.npz").exists() else {}
+    if saved.get("budget_seconds") == seconds:
+        return saved
+    per_step = seconds_per_step(study.build())
+    timing = {
+        "budget_seconds": seconds,
+        "measured_seconds_per_step": round(per_step, 4),
+        "steps": max(1, int(seconds / per_step)),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timing, indent=1))
+    return timing
+
+
+def _check_resumable(path: Path, preset: Preset, fresh: bool) -> None:
+    """A study resumes its own run only: a checkpoint there trained with other settings (another
+    budget, say) is an error that says what to do, not a silent mix of two runs."""
+    if fresh or not path.exists():
+        return
+    saved = asdict(TrainConfig.from_dict(io.load(path).get("train_config", {})))
+    wanted = asdict(TrainConfig.from_dict(preset.train))
+    if saved != wanted:
+        changed = sorted(k for k in wanted if saved[k] != wanted[k])
+        raise ValueError(
+            f"{path} was trained with other settings ({', '.join(changed)} differ); pass "
+            "--fresh to start this study again, or remove the folder"
+        )
 
 
 def _load(path: Path) -> dict:
@@ -421,6 +567,7 @@ def report(result: dict) -> str:
         f"- steps {result['steps']}, clips seen {result['clips_seen']:,}, "
         f"training {result['train_seconds']:.0f} s on {result['machine']['threads']} thread(s)",
         f"- parameters {result['parameters']:,}; final loss {result['final_loss']:.4f}",
+        *([f"- note: {result['note']}"] if result.get("note") else []),
         "",
         "Every cell: mean [95% bootstrap interval].",
         "",
@@ -457,6 +604,17 @@ def report(result: dict) -> str:
                 f"| {split} | {who} | {cell(summary['present'])} | "
                 f"{cell(summary['velocity_error'], 3)} | {cell(summary['gravity_error'], 3)} |"
             )
+    lines += [
+        "",
+        "OOD / ID ratio of the prediction errors (model; 95% bootstrap interval):",
+        "",
+        "| axis | velocity error ratio | gravity error ratio |",
+        "|---|---|---|",
+    ]
+    for axis, entry in pred.get("ood_over_id", {}).items():
+        lines.append(
+            f"| {axis} | {cell(entry['velocity_error'])} | {cell(entry['gravity_error'])} |"
+        )
     cont = result["continuation"]
     lines += [
         "",
@@ -470,6 +628,17 @@ def report(result: dict) -> str:
             f"| {who} | {cell(summary['seam_jumps'])} | {cell(summary['inner_jumps'])} | "
             f"{cell(summary['permanence'])} |"
         )
+    ext = result.get("extrapolation")
+    if ext and ext["model"]:
+        lines += [
+            "",
+            f"## Length extrapolation: {ext['frames']} frames in one go",
+            "",
+            "| source | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for who in ("real", "model"):
+            lines.append(f"| {who} | " + " | ".join(cell(ext[who][n]) for n in names) + " |")
     lines += ["", "## x0 error by noise level (ID, one step)", ""]
     lines.append("| " + " | ".join(result["x0_error_by_level"]) + " |")
     lines.append("|" + "---|" * len(result["x0_error_by_level"]))

@@ -1,6 +1,7 @@
 """Training a (text-conditioned) diffusion model: the loop, its bookkeeping, and exact resume.
 
-One step: draw a batch of examples and timesteps, noise the clips with the closed form, predict
+One step: draw a batch of examples and timesteps (one per clip, or with ``frame_noise`` one per
+frame for that fraction of the clips), noise the clips with the closed form, predict
 the target (eps or v) with the network, take the (min-SNR weighted) MSE, clip the gradient
 norm, step AdamW under a warmup + cosine schedule, update the EMA of the weights.
 For classifier-free guidance a fraction ``cond_drop`` of the examples see the learned null
@@ -49,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     frame_masks: dict | None = None
     frame_difference_weight: float = 0.0
+    frame_noise: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -63,6 +65,8 @@ class TrainConfig:
                 masking.check_mix(self.frame_masks)
             except ValueError as error:
                 raise ValueError(f"TrainConfig: {error}") from None
+        if not 0.0 <= self.frame_noise <= 1.0:
+            raise ValueError(f"TrainConfig: frame_noise must be in [0, 1], got {self.frame_noise}")
         if self.frame_difference_weight < 0:
             raise ValueError(
                 f"TrainConfig: frame_difference_weight must be >= 0, got "
@@ -135,7 +139,10 @@ class Trainer:
                 rng, clips.shape[0], clips.shape[1], self.config.frame_masks
             )
         if self.conditioner is None:
-            network = self.model
+
+            def network(x, t, known=None):
+                return self.model(x, t) if known is None else self.model(x, t, known=known)
+
         else:
             drop = rng.random(clips.shape[0]) < self.config.cond_drop
             tokens, token_mask = self.conditioner(ids, mask, drop=drop)
@@ -144,6 +151,12 @@ class Trainer:
                 return self.model(x, t, tokens, token_mask, known=known)
 
         t = rng.integers(0, len(self.schedule), size=clips.shape[0])
+        if self.config.frame_noise:  # a fraction of clips get one level per frame, known at 0
+            per_frame = rng.integers(0, len(self.schedule), size=clips.shape[:2])
+            independent = rng.random(clips.shape[0]) < self.config.frame_noise
+            t = numpy.where(independent[:, None], per_frame, t[:, None])
+            if known is not None:
+                t = numpy.where(known, 0, t)
         noise = rng.standard_normal(clips.shape).astype(clips.dtype)
         return diffusion_losses.diffusion_loss(
             network,

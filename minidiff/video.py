@@ -8,6 +8,8 @@ replacement, eq-replacement).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy
 
 from . import backend, io
@@ -170,13 +172,32 @@ class TextToVideo:
             video = numpy.concatenate([video, window[:, context:]], axis=1)
         return video[:, :total_frames]
 
+    def stretched(self, frames: int) -> TextToVideo:
+        """The same system making clips of ``frames`` frames: the trained weights in a U-ViT
+        whose grid has more (or fewer) frames, with the same text encoder and schedule. Only
+        position encodings that are functions of the position can stretch: rotary and sincos
+        ones are recomputed for the longer grid, learned ones have no vector for the new frames
+        (a ValueError). Frame positions beyond training are length extrapolation."""
+        if self.config.pos_encoding == "learned":
+            raise ValueError("learned positions have no vectors for frames beyond training")
+        stretched = TextToVideo.__new__(TextToVideo)
+        stretched.preset = self.preset.with_overrides(frames=frames)
+        stretched.tokenizer, stretched.encoder = self.tokenizer, self.encoder
+        stretched.schedule, stretched.target = self.schedule, self.target
+        stretched.config = replace(self.config, frames=frames)
+        stretched.model = UViT(stretched.config, device=self.encoder.device)
+        weights = {k: v for k, v in self.model.state_dict().items() if k != "patch_pos"}
+        stretched.model.load_state_dict(weights, strict=False)
+        return stretched
+
     # --- checkpoints ------------------------------------------------------------------------------
     def metadata(self) -> dict:
         return {"preset": self.preset.name, "vocabulary": list(self.tokenizer.vocabulary[2:])}
 
     @classmethod
     def from_checkpoint(cls, path, ema: bool = True, device=None) -> TextToVideo:
-        """The system saved by training, with the EMA weights (or the raw ones)."""
+        """The system saved by training, with the EMA weights (or the raw ones), or saved by
+        :meth:`save_weights`."""
         state = io.load(path)
         if "meta" not in state or "preset" not in state["meta"]:
             raise io.CheckpointError(f"{path} is not a text-to-video checkpoint (no preset)")
@@ -186,6 +207,19 @@ class TextToVideo:
         system = cls(preset, Tokenizer(state["meta"]["vocabulary"]), device=device)
         for module, name in ((system.model, "model"), (system.encoder, "conditioner")):
             module.load_state_dict(state[name])
-            if ema:  # the averaged parameters over the trained ones (buffers stay as loaded)
+            if ema and f"ema_{name}" in state:  # the averaged parameters over the trained ones
                 module.load_state_dict(state[f"ema_{name}"]["shadow"], strict=False)
         return system
+
+    def save_weights(self, path, **meta) -> None:
+        """The network and the text encoder as they are now (after training, the EMA weights),
+        with every field of the preset (so the file rebuilds even if the named preset changes
+        later), and nothing for resuming: a file to ship and to load with
+        :meth:`from_checkpoint`. ``meta`` (JSON-able) is stored beside, e.g. the command
+        that trained it."""
+        io.save(
+            path,
+            model=self.model,
+            conditioner=self.encoder,
+            meta={**self.metadata(), "preset_overrides": self.preset.fields(), **meta},
+        )

@@ -24,11 +24,41 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     ckpt = run / "checkpoint.npz"
     assert ckpt.exists() and (run / "loss.png").exists()
     gif = tmp_path / "clip.gif"
-    assert cli.main(["sample", "--ckpt", str(ckpt), "--prompt", "a red ball moves right",
-                     "--steps", "2", "--frames", "12", "--out", str(gif)]) == 0
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--ckpt",
+                str(ckpt),
+                "--prompt",
+                "a red ball moves right",
+                "--steps",
+                "2",
+                "--frames",
+                "12",
+                "--out",
+                str(gif),
+            ]
+        )
+        == 0
+    )
     assert gif.stat().st_size > 1000
-    assert cli.main(["evaluate", "--ckpt", str(ckpt), "--split", "id", "--clips", "2",
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--ckpt",
+                str(ckpt),
+                "--split",
+                "id",
+                "--clips",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     report = (tmp_path / "report.md").read_text()
     assert "## ID (2 scenes)" in report and "object permanence" in report
 
@@ -52,5 +82,24 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
     with pytest.raises(KeyError, match="purple"):
-        cli.main(["sample", "--ckpt", str(run / "checkpoint.npz"), "--prompt",
-                  "a purple ball moves left", "--steps", "1", "--out", str(tmp_path / "x.gif")])
+        cli.main(
+            [
+                "sample",
+                "--ckpt",
+                str(run / "checkpoint.npz"),
+                "--prompt",
+                "a purple ball moves left",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "x.gif"),
+            ]
+        )
+
+
+def test_study_lists_its_variants_and_refuses_unknown_ones(capsys):
+    assert cli.main(["study", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "baseline" in listed and "masks-adaln" in listed
+    with pytest.raises(ValueError, match="unknown study 'nope'"):
+        cli.main(["study", "nope", "--steps", "1"])

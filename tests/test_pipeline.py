@@ -55,9 +55,9 @@ def test_unknown_prompt_words_and_presets_are_clear_errors():
     system = TextToVideo(_quick())
     with pytest.raises(KeyError, match="purple"):
         system.sample(["a purple ball moves left"], progress=False)
-    with pytest.raises(ValueError, match="known presets: tiny-cpu, small-gpu"):
+    with pytest.raises(ValueError, match="known presets: tiny-cpu, tiny-cpu-plain, small-gpu"):
         get_preset("huge")
-    assert set(PRESETS) == {"tiny-cpu", "small-gpu"}
+    assert set(PRESETS) == {"tiny-cpu", "tiny-cpu-plain", "small-gpu"}
 
 
 def test_snapshots_are_written_and_do_not_change_training(tmp_path):
@@ -114,7 +114,10 @@ def test_a_frame_conditioned_system_takes_whole_known_frames():
     """conditioning="mask": the known frames go in clean with their flags and come back exactly;
     a network without frame conditioning, or a mask over part of a frame, is refused by name."""
     base = _quick(sample_steps=3)
-    system = TextToVideo(base.with_overrides(model={**base.model, "frame_conditioning": True}))
+    # (adaLN-Zero off: an untrained adaLN-Zero network ignores its input, as it is made to)
+    system = TextToVideo(
+        base.with_overrides(model={**base.model, "frame_conditioning": True, "adaln": False})
+    )
     first, captions, _ = make_dataset(2, "id", 8, 16, seed=0)
     known = np.zeros(first.shape, dtype=np.float32)
     known[:, :3] = first[:, :3] * 2 - 1
@@ -130,6 +133,42 @@ def test_a_frame_conditioned_system_takes_whole_known_frames():
     partial[:, 3, 0] = True
     with pytest.raises(ValueError, match="whole frames"):
         system.sample(captions, known=known, known_mask=partial, progress=False)
-    plain = TextToVideo(_quick(sample_steps=2))
+    plain = TextToVideo(
+        base.with_overrides(model={**base.model, "frame_conditioning": False, "adaln": False})
+    )
     with pytest.raises(ValueError, match="frame_conditioning"):
         plain.sample(captions, known=known, known_mask=mask, conditioning="mask", progress=False)
+
+
+def test_a_stretched_system_makes_longer_clips_with_the_same_weights():
+    """Length extrapolation: stretched to its own length the network is unchanged; stretched
+    to 16 frames it makes 16-frame clips; learned positions cannot stretch."""
+    system = TextToVideo(_quick(sample_steps=2))
+    same = system.stretched(8)
+    x = np.random.default_rng(0).standard_normal((1, 8, 3, 16, 16)).astype(np.float32)
+    tokens, mask = system.encoder(*system.tokenize(["a red ball moves right"]))
+    np.testing.assert_array_equal(
+        same.model(x, np.array([500]), tokens, mask).numpy(),
+        system.model(x, np.array([500]), tokens, mask).numpy(),
+    )
+    longer = system.stretched(16).sample(["a red ball moves right"], progress=False)
+    assert longer.shape == (1, 16, 3, 16, 16)
+    base = _quick()
+    learned = TextToVideo(base.with_overrides(model={**base.model, "pos_encoding": "learned"}))
+    with pytest.raises(ValueError, match="learned positions"):
+        learned.stretched(16)
+
+
+def test_shipped_weights_rebuild_the_same_system(tmp_path):
+    """save_weights keeps the network and encoder (no optimizer, no EMA) with what rebuilds the
+    preset; from_checkpoint gives a system that samples exactly the same clips."""
+    base = _quick(sample_steps=2)
+    system = TextToVideo(base.with_overrides(model={**base.model, "adaln": True}))
+    path = tmp_path / "weights.npz"
+    system.save_weights(path, command="python -m minidiff study x")
+    loaded = TextToVideo.from_checkpoint(path)
+    assert loaded.config == system.config
+    prompts = ["a red ball moves right"]
+    np.testing.assert_array_equal(
+        loaded.sample(prompts, progress=False), system.sample(prompts, progress=False)
+    )

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from minidiff import studies
+from minidiff.video import TextToVideo
 
 
 def _tiny_study(name="tiny", **model):
@@ -24,7 +25,7 @@ def _tiny_study(name="tiny", **model):
 def test_a_study_writes_its_curve_rates_intervals_and_command(tmp_path):
     study = _tiny_study("masked", frame_conditioning=True)
     study = studies.Study(
-        **{**study.__dict__, "train": {**study.train, "frame_masks": studies.MASKS}}
+        **{**study.__dict__, "train": {**study.train, "frame_masks": studies.MASKS}, "ship": True}
     )
     out = studies.run_study(
         study,
@@ -51,7 +52,13 @@ def test_a_study_writes_its_curve_rates_intervals_and_command(tmp_path):
     assert predicted["real"]["velocity_error"]["mean"] < 0.05
     assert set(result["continuation"]["sources"]) == {"real", "replacement", "mask"}
     assert result["command"] == "python -m minidiff study masked"
+    assert result["extrapolation"]["frames"] == 16
+    assert result["extrapolation"]["real"]["permanence"]["mean"] == 1.0
     assert (out / "samples.gif").exists() and "## Learning curve" in (out / "report.md").read_text()
+    shipped = TextToVideo.from_checkpoint(out / "weights.npz")
+    assert shipped.config.frame_conditioning and shipped.preset.train["steps"] == 4
+    log = json.loads((out / "training_log.json").read_text())
+    assert len(log["losses"]) == 4 and log["command"] == result["command"]
     text = studies.table(tmp_path / "results").read_text()
     assert "[masked](masked/report.md)" in text
 
@@ -60,3 +67,33 @@ def test_unknown_studies_are_named():
     with pytest.raises(ValueError, match="known studies: baseline"):
         studies.get_study("nope")
     assert all(s.build().train["steps"] > 0 for s in studies.STUDIES.values())
+
+
+def test_a_study_does_not_resume_a_run_with_other_settings(tmp_path):
+    study = _tiny_study()
+    kwargs = dict(curve_clips=2, id_clips=2, ood_clips=1, videos=1, progress=False)
+    studies.run_study(study, tmp_path / "r", tmp_path / "runs", **kwargs)
+    with pytest.raises(ValueError, match="steps differ.*--fresh"):
+        studies.run_study(study, tmp_path / "r", tmp_path / "runs", steps=6, **kwargs)
+    out = studies.run_study(study, tmp_path / "r", tmp_path / "runs", steps=6, fresh=True, **kwargs)
+    assert json.loads((out / "result.json").read_text())["steps"] == 6
+
+
+def test_a_budget_study_resumes_with_the_steps_it_started_with(tmp_path, monkeypatch):
+    speeds = iter([0.5, 0.4])  # a second timing would give 5 steps instead of 4
+    monkeypatch.setattr(studies, "seconds_per_step", lambda preset: next(speeds))
+    kwargs = dict(curve_clips=2, id_clips=2, ood_clips=1, videos=1, progress=False)
+    study = _tiny_study()
+    first = studies.run_study(study, tmp_path / "r", tmp_path / "runs", seconds=2.0, **kwargs)
+    measured = json.loads((first / "result.json").read_text())
+    assert measured["budget"]["steps"] == 4 and measured["train_seconds"] > 0
+    (first / "result.json").unlink()  # as if the first run had been stopped after training
+    again = studies.run_study(study, tmp_path / "r", tmp_path / "runs", seconds=2.0, **kwargs)
+    result = json.loads((again / "result.json").read_text())
+    assert result["steps"] == 4 and result["budget"]["measured_seconds_per_step"] == 0.5
+    assert result["train_seconds"] == measured["train_seconds"]  # the time it took, kept
+    assert [p["step"] for p in result["curve"]] == [4]
+    fresh = studies.run_study(
+        study, tmp_path / "r", tmp_path / "runs", seconds=2.0, fresh=True, **kwargs
+    )
+    assert json.loads((fresh / "result.json").read_text())["steps"] == 5

@@ -203,3 +203,47 @@ def test_a_training_step_on_the_gpu_waits_for_nothing(tmp_path):
     with cupyx.allow_synchronize(False):
         loss = trainer.train_step()
     assert np.isfinite(float(loss.item()))
+
+
+def test_masked_per_frame_training_gives_known_frames_level_zero(tmp_path):
+    """With frame masks and frame_noise = 1 every clip gets one level per frame, its known
+    frames enter clean at level 0 with their flags."""
+    md.manual_seed(0)
+    config = UViTConfig(
+        frames=4,
+        channels=1,
+        height=4,
+        width=4,
+        patch=2,
+        dim=16,
+        depth=1,
+        heads=2,
+        frame_conditioning=True,
+        frame_times=True,
+    )
+    model = UViT(config)
+    clips = np.random.default_rng(0).uniform(-1, 1, (10, 4, 1, 4, 4)).astype(np.float32)
+    train_config = TrainConfig(
+        steps=4,
+        batch_size=6,
+        log_every=2,
+        checkpoint_every=0,
+        target="v",
+        frame_masks={"first": 0.5, "random": 0.5},
+        frame_noise=1.0,
+    )
+    seen = []
+    forward = model.forward
+
+    def spy(x, t, *rest, known=None):
+        seen.append((np.asarray(t).copy(), None if known is None else np.asarray(known).copy()))
+        return forward(x, t, *rest, known=known)
+
+    model.forward = spy
+    trainer = Trainer(model, schedules.cosine(100), clips, train_config, tmp_path)
+    trainer.train_step()
+    t, known = seen[0]
+    assert t.shape == (6, 4) and known.shape == (6, 4) and known.any()
+    assert (t[known] == 0).all() and (t[~known] > 0).any()
+    with pytest.raises(ValueError, match="frame_noise must be in"):
+        TrainConfig(frame_noise=1.5)

@@ -37,6 +37,25 @@ def bootstrap_interval(values, level: float = LEVEL, resamples: int = RESAMPLES,
     return float(low), float(high)
 
 
+def ratio_interval(
+    numerator, denominator, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+) -> dict:
+    """The ratio of two means, mean(numerator) / mean(denominator), with the percentile
+    interval of the ratio when both samples are resampled, independently (eq-bootstrap):
+    ``{"mean", "low", "high"}``, all None if either sample is empty."""
+    a = numpy.asarray([v for v in numerator if v is not None], dtype=numpy.float64)
+    b = numpy.asarray([v for v in denominator if v is not None], dtype=numpy.float64)
+    if a.size == 0 or b.size == 0 or b.mean() == 0:
+        return {"mean": None, "low": None, "high": None}
+    rng = numpy.random.default_rng(seed)
+    top = a[rng.integers(0, a.size, size=(resamples, a.size))].mean(axis=1)
+    bottom = b[rng.integers(0, b.size, size=(resamples, b.size))].mean(axis=1)
+    ratios = top / numpy.where(bottom > 0, bottom, numpy.nan)
+    tail = (1.0 - level) / 2.0
+    low, high = numpy.nanquantile(ratios, [tail, 1.0 - tail])
+    return {"mean": float(a.mean() / b.mean()), "low": float(low), "high": float(high)}
+
+
 def summarize(values) -> dict:
     """``{"mean", "count", "low", "high"}`` of the values that are not None: the mean, how many
     there were, and the 95% bootstrap interval of the mean (None where there are none)."""

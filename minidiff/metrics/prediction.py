@@ -55,8 +55,11 @@ def prediction_physics(clip, spec: SceneSpec, given: int) -> dict:
 
 def evaluate_predictions(clips, specs, given: int) -> dict:
     """:func:`prediction_physics` over clips: ``{"clips": n, name: {"mean", "count", "low",
-    "high"}}`` with 95% bootstrap intervals (eq-bootstrap)."""
+    "high"}}`` with 95% bootstrap intervals (eq-bootstrap), and under ``"values"`` each
+    quantity's per-clip values (None where it does not apply), for ratios between splits."""
     if len(clips) != len(specs):
         raise ValueError(f"{len(clips)} clips but {len(specs)} specs")
     reports = [prediction_physics(clip, spec, given) for clip, spec in zip(clips, specs)]
-    return {"clips": len(reports), **{n: summarize(r[n] for r in reports) for n in NAMES}}
+    summary = {"clips": len(reports), **{n: summarize(r[n] for r in reports) for n in NAMES}}
+    summary["values"] = {n: [r[n] for r in reports] for n in NAMES}
+    return summary

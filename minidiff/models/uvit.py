@@ -106,6 +106,7 @@ class UViTConfig:
     conv_out: bool = False
     frame_conditioning: bool = False
     adaln: bool = False
+    frame_times: bool = False
 
     def __post_init__(self):
         problems = []
@@ -327,6 +328,36 @@ class UViT(Module):
         out = ops.concatenate([extra_out, out.reshape(b, heads, n - e, d // heads)], axis=2)
         return attn.proj(out.swapaxes(1, 2).reshape(b, n, d))
 
+    def _time(self, t, batch: int, like: Tensor) -> Tensor:
+        """The embedded noise level: (B, dim) for one level per clip, (B, F, dim) with
+        ``frame_times`` (a (B,) t then means the same level in every frame)."""
+        c = self.config
+        xp = backend.xp_of(like.data)
+        data = xp.asarray(t.data if isinstance(t, Tensor) else t)
+        shape = tuple(data.shape)
+        if c.frame_times:
+            if shape not in ((batch,), (batch, c.frames)):
+                raise ShapeError(
+                    f"t of shape {shape}, expected ({batch},) or ({batch}, {c.frames})"
+                )
+            if len(shape) == 1:
+                data = xp.repeat(data[:, None], c.frames, axis=1)
+        elif shape != (batch,):
+            raise ShapeError(
+                f"t of shape {shape}, expected ({batch},); one level per frame needs a network "
+                "built with frame_times=True"
+            )
+        time = timestep_embedding(data, c.dim, dtype=like.dtype).to(like.device)
+        return self.time_embed[1](F.silu(self.time_embed[0](time)))
+
+    def _per_token(self, per_frame: Tensor, batch: int) -> Tensor:
+        """(B, F, dim) per-frame vectors spread to the patch tokens (B, N, dim) of their frames
+        (averaged over a tubelet's frames)."""
+        c = self.config
+        slabs = per_frame.reshape(batch, c.grid[0], c.tubelet, c.dim).mean(axis=2)
+        spread = slabs.unsqueeze(2).broadcast_to(batch, c.grid[0], c.grid[1] * c.grid[2], c.dim)
+        return spread.reshape(batch, c.num_patches, c.dim)
+
     def _known_tokens(self, known, batch: int) -> Tensor:
         """(B, N, 1): the fraction of each token's frames that are known (0 or 1 for tubelet 1)."""
         c = self.config
@@ -346,10 +377,11 @@ class UViT(Module):
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x, t, text=None, text_mask=None, known=None) -> Tensor:
         """x: (B, F, C, H, W), or (B, C, H, W) in image mode; t: (B,) timesteps (ints, or floats
-        for flow matching, already scaled); text: (B, L, text_dim) features with a (B, L) bool
-        mask (True on real tokens); known: (B, F) bool, the frames given clean (frame
-        conditioning: their tokens get the learned ``known_embed``; None means no frame is
-        known). Returns a tensor shaped like x."""
+        for flow matching, already scaled), or (B, F) one per frame with ``frame_times`` (each
+        frame's tokens then get its own time embedding, the time token their mean); text:
+        (B, L, text_dim) features with a (B, L) bool mask (True on real tokens); known: (B, F)
+        bool, the frames given clean (frame conditioning: their tokens get the learned
+        ``known_embed``; None means no frame is known). Returns a tensor shaped like x."""
         c = self.config
         x = x if isinstance(x, Tensor) else Tensor(x)
         image_mode = x.ndim == 4
@@ -366,8 +398,10 @@ class UViT(Module):
             tokens = tokens + self.patch_pos
         if known is not None:
             tokens = tokens + self._known_tokens(known, b) * self.known_embed
-        time = timestep_embedding(t, c.dim, dtype=tokens.dtype)
-        time = self.time_embed[1](F.silu(self.time_embed[0](time.to(tokens.device))))
+        time = self._time(t, b, tokens)
+        if time.ndim == 3:  # one noise level per frame: each frame's tokens get their own
+            tokens = tokens + self._per_token(time, b)
+            time = time.mean(axis=1)
         extra = [time.unsqueeze(1)]
         key_mask = None
         if c.text_dim:

@@ -27,7 +27,8 @@ from ..errors import ShapeError
 
 
 def timestep_embedding(t, dim: int, max_period: float = 10000.0, dtype=None) -> Tensor:
-    """Sinusoidal embedding of times ``t`` (shape (B,)) as a (B, dim) tensor (no gradient)."""
+    """Sinusoidal embedding of times ``t`` (shape (B,), or any shape S) as a (B, dim) (or
+    (*S, dim)) tensor (no gradient)."""
     if dim % 2:
         raise ValueError(f"timestep_embedding needs an even width, got {dim}")
     t = t.data if isinstance(t, Tensor) else t
@@ -36,7 +37,7 @@ def timestep_embedding(t, dim: int, max_period: float = 10000.0, dtype=None) -> 
     dtype = dtype or backend.DEFAULT_FLOAT
     half = dim // 2
     frequencies = xp.exp(-math.log(max_period) * xp.arange(half, dtype=dtype) / half)
-    angles = t.astype(dtype)[:, None] * frequencies[None, :]
+    angles = t.astype(dtype)[..., None] * frequencies
     return Tensor(
         xp.concatenate([xp.cos(angles), xp.sin(angles)], axis=-1),
         dtype=dtype,

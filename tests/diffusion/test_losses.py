@@ -148,3 +148,24 @@ def test_masked_loss_refuses_a_mask_of_the_wrong_shape():
         losses.diffusion_loss(
             lambda x, t, k: x, schedule, np.zeros((2, 3, 4)), known=np.zeros((2, 4), bool)
         )
+
+
+def test_one_noise_level_per_frame_noises_each_frame_by_its_own_closed_form():
+    """t of shape (B, F): frame f of clip b is x_t = sqrt(abar_{t[b,f]}) x0 + sqrt(1 - abar) eps
+    (eq-closed-form per frame), and its min-SNR weight is its own level's."""
+    schedule = schedules.cosine(100)
+    rng = np.random.default_rng(3)
+    x0, noise = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
+    t = np.array([[0, 50, 99], [10, 10, 80]])
+    seen = {}
+
+    def model(x, tt):
+        seen["x"] = x.numpy()
+        return md.tensor(np.zeros(x.shape), dtype=np.float64)
+
+    loss = losses.diffusion_loss(model, schedule, x0, "eps", t, noise, min_snr_gamma=5.0)
+    a = np.sqrt(schedule.alpha_bars[t])[..., None]
+    np.testing.assert_allclose(seen["x"], a * x0 + np.sqrt(1 - a**2) * noise, rtol=1e-12)
+    snr = schedule.snr[t][..., None]
+    weight = np.minimum(snr, 5.0) / snr
+    assert loss.item() == pytest.approx(float((noise**2 * weight).mean()), rel=1e-10)

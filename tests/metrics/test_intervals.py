@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minidiff.metrics.intervals import bootstrap_interval, summarize
+from minidiff.metrics.intervals import bootstrap_interval, ratio_interval, summarize
 
 
 @given(values=st.lists(st.floats(-10, 10), min_size=1, max_size=60), seed=st.integers(0, 99))
@@ -38,3 +38,16 @@ def test_summaries_skip_missing_values_and_say_how_many_there_were():
     assert summarize([None]) == {"mean": None, "count": 0, "low": None, "high": None}
     with pytest.raises(ValueError, match="level"):
         bootstrap_interval([1.0], level=1.5)
+
+
+def test_eq_bootstrap_ratio_of_two_means():
+    """The ratio of means, with both samples resampled: twice the errors give a ratio of 2 inside
+    its interval; a sample against itself gives 1; an empty side gives None."""
+    rng = np.random.default_rng(1)
+    errors = rng.exponential(0.1, 200)
+    doubled = ratio_interval(2 * rng.exponential(0.1, 300), errors)
+    assert doubled["low"] < 2.0 < doubled["high"]  # the populations' ratio
+    assert doubled["low"] <= doubled["mean"] <= doubled["high"]
+    same = ratio_interval(errors, errors)
+    assert same["mean"] == 1.0 and same["low"] < 1.0 < same["high"]
+    assert ratio_interval([None], errors)["mean"] is None

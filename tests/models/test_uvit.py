@@ -258,3 +258,25 @@ def test_known_frames_need_a_frame_conditioned_network():
         conditioned(
             md.randn(1, 4, 2, 4, 4), np.array([1]), md.randn(1, 3, 6), known=np.ones((1, 3), bool)
         )
+
+
+def test_frame_times_give_each_frame_its_own_noise_level():
+    """With frame_times a (B,) t is the same level in every frame, a (B, F) t one per frame;
+    the gradient flows through both, and a network without frame_times refuses (B, F)."""
+    md.manual_seed(7)
+    config = _tiny(frames=2, height=2, width=2, patch=1, dim=12, frame_times=True, adaln=True)
+    model = UViT(config, dtype=np.float64)
+    for p in model.parameters():
+        p.data += 0.1 * np.random.default_rng(8).standard_normal(p.shape)
+    x, text = md.randn(2, 2, 2, 2, 2, dtype=np.float64), md.randn(2, 3, 6, dtype=np.float64)
+    mask = np.ones((2, 3), dtype=bool)
+    shared = model(x, np.array([300, 700]), text, mask).numpy()
+    spelled = model(x, np.array([[300, 300], [700, 700]]), text, mask).numpy()
+    np.testing.assert_array_equal(shared, spelled)
+    mixed = model(x, np.array([[0, 900], [700, 700]]), text, mask).numpy()
+    assert not np.allclose(mixed[0], shared[0]) and np.allclose(mixed[1], shared[1])
+    assert md.gradcheck(
+        lambda clip: model(clip, np.array([[0, 900], [50, 600]]), text, mask), x, directions=3
+    )
+    with pytest.raises(md.ShapeError, match="frame_times=True"):
+        UViT(_tiny())(md.randn(1, 4, 2, 4, 4), np.zeros((1, 4), int), md.randn(1, 3, 6))
