@@ -15,9 +15,12 @@ of threads compete for the same cores. On a GPU nothing here is used.
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import queue
 import threading
+
+import numpy
 
 MIN_WORK = 1 << 15
 """Below this many elements (or multiply-adds / 8 for a product) a piece is not worth a thread:
@@ -88,6 +91,77 @@ def run(tasks: list) -> list:
         if job.error is not None:
             raise job.error
     return [first] + [job.result for job in jobs]
+
+
+def matmul(*products) -> tuple:
+    """``a @ b + c`` for every product ``(a, b)`` or ``(a, b, c)``, with ``c`` (None for no
+    addend) broadcast over the rows and added in place; None where a product is None. For
+    instance the forward product of a layer, or the two products of its backward pass,
+    dL/dx = g W^T and dL/dW = x^T g, which are computed together.
+
+    On NumPy arrays with more than one thread, the pieces of every product go to the threads in
+    one round of :func:`run`. Each product gets an equal share of the threads (at least one) and
+    is split (:func:`split`, by its multiply-adds) into rows of a 2-D product, or into entries of
+    the first batch axis when both operands have the same batch shape; a product whose batch axes
+    broadcast is one piece. One round instead of one per product halves the hand-overs of a
+    backward pass. CuPy arrays, or one thread: one plain product each.
+    """
+    # (a, b) is (a, b, None)
+    jobs = [(*product, None)[:3] for product in products if product is not None]
+    results = iter(_products(jobs))
+    return tuple(None if product is None else next(results) for product in products)
+
+
+def _products(jobs: list) -> list:
+    """``a @ b + c`` for each job ``(a, b, c)``, split over the threads as :func:`matmul` says."""
+    if not jobs or threads() == 1 or not isinstance(jobs[0][0], numpy.ndarray):
+        return [_plain_product(*job) for job in jobs]
+    share = max(1, threads() // len(jobs))
+    results, tasks = [None] * len(jobs), []
+    for index, job in enumerate(jobs):
+        tasks += _product_tasks(results, index, *job, share)
+    run(tasks)
+    return results
+
+
+def _product_tasks(results: list, index: int, a, b, c, share: int) -> list:
+    """The tasks that compute ``a @ b + c`` into ``results[index]`` on up to ``share`` threads."""
+    batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
+    if a.ndim != b.ndim or (a.ndim > 2 and not batched):  # broadcast batch axes: one piece
+        return [_whole(results, index, a, b, c)]
+    n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+    out = results[index] = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
+    work = math.prod(a.shape[:-2]) * n * k * m // 8
+    pieces = split(a.shape[0] if batched else n, work, most=share)
+    return [_piece(a, b, c, out, s, batched) for s in pieces]
+
+
+def _whole(results: list, index: int, a, b, c):
+    """The task that computes the whole of ``a @ b + c`` into ``results[index]``."""
+
+    def task():
+        results[index] = _plain_product(a, b, c)
+
+    return task
+
+
+def _piece(a, b, c, out, s: slice, batched: bool):
+    """The task that writes rows (or batch entries) ``s`` of ``a @ b + c`` into ``out``."""
+
+    def task():
+        numpy.matmul(a[s], b[s] if batched else b, out=out[s])
+        if c is not None:
+            out[s] += c
+
+    return task
+
+
+def _plain_product(a, b, c):
+    """``a @ b + c`` in one call, on NumPy or CuPy arrays."""
+    out = a @ b
+    if c is not None:
+        out += c
+    return out
 
 
 class _Job:

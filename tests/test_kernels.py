@@ -232,28 +232,6 @@ def test_threads_give_the_same_elementwise_results_bit_for_bit():
         assert np.array_equal(host(a), host(b))
 
 
-@pytest.mark.parametrize(
-    "a_shape, b_shape",
-    [
-        ((40, 7), (7, 9)),
-        ((6, 50, 8), (6, 8, 5)),
-        ((2, 3, 20, 4), (2, 3, 4, 6)),
-        ((5, 3), (3, 1)),
-        ((2, 3, 20, 4), (3, 4, 6)),  # broadcast batch axes: computed whole, in a thread
-    ],
-)
-def test_matmul_split_over_threads_matches_one_product(a_shape, b_shape):
-    """Products split over three threads, alone and two in one round (as in a backward pass)."""
-    rng = np.random.default_rng(1)
-    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
-    c = rng.standard_normal(b_shape[-1])
-    with layout(1, 3):
-        out = ops._product(a, b)
-        first, second = ops._products((a, b, c), (a, b, None))
-    for got, want in ((out, a @ b), (first, a @ b + c), (second, a @ b)):
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
-
-
 def test_plain_switch_makes_the_ops_use_the_plain_formulas(monkeypatch):
     x = on_device(np.linspace(-4, 4, 50).reshape(5, 10), np.float32)
     monkeypatch.setenv("MINIDIFF_PLAIN_KERNELS", "1")

@@ -206,83 +206,20 @@ def matmul(a, b) -> Tensor:
         )
     _broadcast_shape("matmul (batch axes)", a.shape[:-2], b.shape[:-2])
     if b.ndim == 2 and a.ndim > 2:
-        return _matmul_folded(a, b)
+        return _folded(a, b, None, "matmul")
 
     def backward(g):
-        ga, gb = _pair(
-            (g, b.data.swapaxes(-1, -2), None) if a.requires_grad else None,
-            (a.data.swapaxes(-1, -2), g, None) if b.requires_grad else None,
+        ga, gb = parallel.matmul(
+            (g, b.data.swapaxes(-1, -2)) if a.requires_grad else None,
+            (a.data.swapaxes(-1, -2), g) if b.requires_grad else None,
         )
         return (
             None if ga is None else sum_to(ga, a.shape),
             None if gb is None else sum_to(gb, b.shape),
         )
 
-    return Tensor._from_op(_product(a.data, b.data), (a, b), backward, "matmul")
-
-
-def _product(a, b, addend=None):
-    """``a @ b`` of arrays, plus ``addend`` (broadcast over the rows) if given, added in place."""
-    return _products((a, b, addend))[0]
-
-
-def _products(*jobs) -> list:
-    """``a @ b (+ addend)`` for each job ``(a, b, addend)``, e.g. the two products of a backward
-    pass. On the CPU all their pieces go to the threads (``parallel``) in one round: each product
-    gets an equal share of the threads and is split by rows of a 2-D product, or by the first
-    batch axis when both operands have the same batch shape. One round instead of one per
-    product halves the hand-overs of a backward pass."""
-    jobs = [job for job in jobs if job is not None]
-    if backend.is_cupy_array(jobs[0][0]) or parallel.threads() == 1:
-        return [_plain_product(*job) for job in jobs]
-    share = parallel.threads() // len(jobs) or 1  # (this module defines its own max)
-    results, tasks = [None] * len(jobs), []
-    for index, (a, b, addend) in enumerate(jobs):
-        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-        batched = a.ndim > 2 and a.shape[:-2] == b.shape[:-2]
-        if a.ndim != b.ndim or (a.ndim > 2 and not batched):  # broadcast batch axes: one piece
-            tasks.append(_whole(results, index, a, b, addend))
-            continue
-        results[index] = numpy.empty((*a.shape[:-1], m), dtype=numpy.result_type(a, b))
-        work = math.prod(a.shape[:-2]) * n * k * m // 8
-        for s in parallel.split(a.shape[0] if batched else n, work, most=share):
-            tasks.append(_piece(a, b, addend, results[index], s, batched))
-    parallel.run(tasks)
-    return results
-
-
-def _whole(results: list, index: int, a, b, addend):
-    """The task that computes a whole product into ``results[index]``."""
-
-    def run():
-        results[index] = _plain_product(a, b, addend)
-
-    return run
-
-
-def _pair(first, second) -> tuple:
-    """The two products of a backward pass, computed together; None for a job that is None."""
-    wanted = [job for job in (first, second) if job is not None]
-    results = iter(_products(*wanted)) if wanted else iter(())
-    return tuple(None if job is None else next(results) for job in (first, second))
-
-
-def _piece(a, b, addend, out, s: slice, batched: bool):
-    """The task that writes rows (or batch entries) ``s`` of ``a @ b (+ addend)`` into ``out``."""
-
-    def run():
-        numpy.matmul(a[s], b[s] if batched else b, out=out[s])
-        if addend is not None:
-            out[s] += addend
-
-    return run
-
-
-def _plain_product(a, b, addend=None):
-    out = backend.xp_of(a).matmul(a, b)
-    if addend is not None:
-        out += addend
-    return out
+    (out,) = parallel.matmul((a.data, b.data))
+    return Tensor._from_op(out, (a, b), backward, "matmul")
 
 
 def linear(x, weight, bias=None) -> Tensor:
@@ -303,35 +240,31 @@ def linear(x, weight, bias=None) -> Tensor:
     return _folded(x, weight, bias, "linear")
 
 
-def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:
-    """(..., n, k) @ (k, m) as one (rows, k) @ (k, m) product, rows = all leading entries.
-
-    The same math as the batched form, but one large GEMM instead of one per batch entry (4-7x
-    faster in NumPy for a layer's input), and dL/db = a^T g summed over the batch falls out of a
-    single product instead of a batched product followed by a reduction.
-    """
-    return _folded(a, b, None, "matmul")
-
-
 def _folded(x: Tensor, weight: Tensor, bias, op: str) -> Tensor:
-    """x W (+ b) with every leading axis of x folded into the rows of one product; the node's
-    backward computes dL/dx = g W^T and dL/dW = x^T g together, and dL/db = g summed over rows."""
+    """x W (+ b) for x of shape (..., k) and W of shape (k, m), with every leading axis of x
+    folded into the rows of one (rows, k) @ (k, m) product.
+
+    The same math as the batched form, but one large product instead of one per batch entry
+    (4-7x faster in NumPy for a layer's input), and dL/dW = x^T g summed over the batch falls out
+    of a single product instead of a batched product followed by a reduction. The backward pass
+    computes dL/dx = g W^T and dL/dW = x^T g together, and dL/db = g summed over the rows.
+    """
     k, m = weight.shape
     count = math.prod(x.shape[:-1])
     rows = x.data.reshape(count, k)
 
     def backward(g):
         g_rows = g.reshape(count, m)
-        gx, gw = _pair(
-            (g_rows, weight.data.T, None) if x.requires_grad else None,
-            (rows.T, g_rows, None) if weight.requires_grad else None,
+        gx, gw = parallel.matmul(
+            (g_rows, weight.data.T) if x.requires_grad else None,
+            (rows.T, g_rows) if weight.requires_grad else None,
         )
         gx = None if gx is None else gx.reshape(x.shape)
         if bias is None:
             return gx, gw
         return gx, gw, (g_rows.sum(axis=0) if bias.requires_grad else None)
 
-    out = _product(rows, weight.data, None if bias is None else bias.data)
+    (out,) = parallel.matmul((rows, weight.data, None if bias is None else bias.data))
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor._from_op(out.reshape(*x.shape[:-1], m), parents, backward, op)
 
