@@ -4,7 +4,8 @@
 formula (``kernels.plain_*``), of the fused kernel on one thread, and of the fused kernel on
 ``--threads`` threads, forward and backward together. Plain and fused alternate in one process,
 so they see the same machine state. The shapes are those of the ``tiny-cpu-plain`` preset at its
-batch size: tokens = batch x (patches + extra tokens).
+batch size: tokens = batch x (patches + extra tokens). The process runs with the host allocator
+tuned as minidiff's entry points tune it (``backend.tune_host_allocator``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    from minidiff import backend
+
+    backend.tune_host_allocator()
     for row in measure(args.threads):
         print(json.dumps(row))
 

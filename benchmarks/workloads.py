@@ -14,6 +14,11 @@ Two kinds of workload, each the same in minidiff and in PyTorch:
 ``--repeats`` and ``--steps`` shorten a run for a quick check; ``--device cuda`` runs on a GPU
 (minidiff on CuPy, PyTorch on CUDA; each timed repeat ends by reading the loss, which waits for
 the queued GPU work). Only the PyTorch path imports torch.
+
+Every workload that runs minidiff code runs with the host allocator tuned as minidiff's entry
+points tune it (``backend.tune_host_allocator``): all of minidiff's, and PyTorch's training
+step, whose clips and captions minidiff makes in the same process. PyTorch's block workloads
+run with the system's allocator.
 """
 
 from __future__ import annotations
@@ -227,6 +232,10 @@ def main(argv=None) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
     os.environ["MINIDIFF_DEVICE"] = args.device  # minidiff's default device
+    if args.framework == "minidiff" or args.workload in STEPS:
+        from minidiff import backend
+
+        backend.tune_host_allocator()
     if args.workload in STEPS:
         result = _time_training(
             args.framework, args.workload, args.repeats or STEP_REPEATS, args.steps, args.device

@@ -194,12 +194,23 @@ _TRIM_THRESHOLD = 1 << 30  # the heap keeps up to 1 GiB of freed memory for reus
 _TOP_PAD = 64 << 20  # and grows in steps of 64 MiB
 
 
-def tune_host_allocator() -> bool:
-    """Make glibc's malloc keep freed blocks for reuse (see above); True if it took effect.
+HOST_ALLOCATOR_TUNED = False
+"""True once :func:`tune_host_allocator` has changed glibc's malloc settings in this process."""
 
-    Done once when minidiff is imported, on Linux with glibc; ``MINIDIFF_SYSTEM_MALLOC=1``
-    leaves the allocator as it is. It changes the whole process's allocator, not only arrays.
+
+def tune_host_allocator() -> bool:
+    """Make glibc's malloc keep freed blocks for reuse (see above); True if it is in effect.
+
+    It changes the allocator of the whole process, not only of arrays, so importing minidiff
+    does not do it: the entry points that train call it, that is the command line
+    (``python -m minidiff``), :class:`minidiff.train.Trainer` when it is built, and the
+    benchmarks. Call it yourself to train as fast in a loop of your own. Once it has taken
+    effect, calling it again does nothing. It works on Linux with glibc;
+    ``MINIDIFF_SYSTEM_MALLOC=1`` leaves the allocator as it is.
     """
+    global HOST_ALLOCATOR_TUNED
+    if HOST_ALLOCATOR_TUNED:
+        return True
     if os.environ.get("MINIDIFF_SYSTEM_MALLOC") == "1" or not sys.platform.startswith("linux"):
         return False
     try:
@@ -207,7 +218,7 @@ def tune_host_allocator() -> bool:
     except OSError:  # not glibc (e.g. musl): leave it
         return False
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    return all(
+    HOST_ALLOCATOR_TUNED = all(
         libc.mallopt(option, value) == 1
         for option, value in (
             (m_mmap_threshold, _MMAP_THRESHOLD),
@@ -215,6 +226,4 @@ def tune_host_allocator() -> bool:
             (m_top_pad, _TOP_PAD),
         )
     )
-
-
-HOST_ALLOCATOR_TUNED = tune_host_allocator()
+    return HOST_ALLOCATOR_TUNED

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,16 +145,55 @@ def test_tensor_copies_its_input_parameter_owns_its_array(xp):
     assert t.numpy()[0] == 0.0 and p.numpy()[0] == 0.0
 
 
+# Run before minidiff is imported: records every call of mallopt in a C library loaded by ctypes.
+_RECORD_MALLOPT = """
+import ctypes
+mallopt_calls = []
+class Recording(ctypes.CDLL):
+    def __getattr__(self, name):
+        function = super().__getattr__(name)
+        if name == "mallopt":
+            def recorded(*args):
+                mallopt_calls.append(args)
+                return function(*args)
+            setattr(self, name, recorded)
+            return recorded
+        return function
+ctypes.CDLL = Recording
+"""
+
+
+def _in_a_fresh_process(code: str, **env) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "MINIDIFF_SYSTEM_MALLOC"}
+    out = subprocess.run(
+        [sys.executable, "-c", _RECORD_MALLOPT + code],
+        env=environment | env,
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_importing_minidiff_leaves_the_host_allocator_alone():
+    """The allocator is the whole process's: importing minidiff (even its entry points) must not
+    change it."""
+    code = (
+        "import minidiff, minidiff.cli, minidiff.train, benchmarks.workloads\n"
+        "print(minidiff.backend.HOST_ALLOCATOR_TUNED, len(mallopt_calls))"
+    )
+    assert _in_a_fresh_process(code) == "False 0"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
-def test_host_allocator_is_tuned_on_import_unless_asked_not_to():
-    """minidiff keeps freed heap blocks for reuse; MINIDIFF_SYSTEM_MALLOC=1 opts out."""
-    code = "import minidiff.backend as b; print(b.HOST_ALLOCATOR_TUNED)"
-    for env, expected in (({}, "True"), ({"MINIDIFF_SYSTEM_MALLOC": "1"}, "False")):
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert out.stdout.strip() == expected
+def test_the_command_line_tunes_the_host_allocator_once_unless_asked_not_to():
+    """``python -m minidiff`` keeps freed heap blocks for reuse: three settings, set once however
+    often it is asked; MINIDIFF_SYSTEM_MALLOC=1 opts out."""
+    code = (
+        "from minidiff import backend, cli\n"
+        "cli.main(['study', '--list'])\n"
+        "print(backend.HOST_ALLOCATOR_TUNED, backend.tune_host_allocator(), len(mallopt_calls))"
+    )
+    assert _in_a_fresh_process(code) == "True True 3"
+    assert _in_a_fresh_process(code, MINIDIFF_SYSTEM_MALLOC="1") == "False False 0"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minidiff as md
-from minidiff import nn, parallel
+from minidiff import backend, nn, parallel
 from minidiff.diffusion import schedules
 from minidiff.models import UViT, UViTConfig
 from minidiff.train import TrainConfig, Trainer
@@ -110,6 +110,30 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tmp_path):
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
     assert (tmp_path / "loss.png").exists() and (tmp_path / "checkpoint.npz").exists()
     assert md.load(tmp_path / "checkpoint.npz")["step"] == 120
+
+
+def test_building_a_trainer_tunes_the_host_allocator(tmp_path, monkeypatch):
+    """A loop of one's own over train_step runs with the allocator run() would have."""
+    calls = []
+    monkeypatch.setattr(backend, "tune_host_allocator", lambda: calls.append("tuned"))
+    _setup(tmp_path, steps=1)
+    assert calls == ["tuned"]
+
+
+def test_plotting_the_losses_leaves_matplotlibs_backend_alone(tmp_path):
+    """A notebook's backend stays: the figure is drawn without pyplot."""
+    import matplotlib
+
+    trainer = _setup(tmp_path, steps=1)
+    trainer.losses = [1.0, 0.5, 0.25, 0.2]
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")  # not the Agg that draws loss.png
+    try:
+        path = trainer.plot_losses()
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
 
 
 def test_train_config_errors():
