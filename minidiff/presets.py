@@ -1,6 +1,6 @@
 """Named configurations of the text-to-video system: data, network, text encoder, training.
 
-``tiny-cpu`` is the demo: 8 frames of 16 x 16 pixels, sized to train in about six minutes on
+``tiny-cpu`` is the demo: 8 frames of 16 x 16 pixels, sized to train in about seven minutes on
 two CPU cores, with what chapter 12's studies kept: frame masks (eq-masked-loss) and adaLN-Zero
 blocks (eq-adaln). ``tiny-cpu-plain`` is the same network without them, the recipe before those
 studies: their reference, and the model the benchmarks time against its PyTorch twin.
@@ -98,7 +98,7 @@ TINY_PLAIN = Preset(
 TINY = replace(
     TINY_PLAIN,
     name="tiny-cpu",
-    description="tiny-cpu-plain with frame masks and adaLN-Zero, 0.5M parameters; ~6 minutes "
+    description="tiny-cpu-plain with frame masks and adaLN-Zero, 0.5M parameters; ~7 minutes "
     "of training on 2 cores",
     model={**TINY_PLAIN.model, "frame_conditioning": True, "adaln": True},
     train={**TINY_PLAIN.train, "steps": DEMO_STEPS, "frame_masks": FRAME_MASKS},
