@@ -53,7 +53,14 @@ from .autograd.ops import (
 )
 from .backend import default_device, device_of, manual_seed, to_device, xp_of
 from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
-from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
+from .errors import (
+    DeviceError,
+    DTypeError,
+    GradcheckError,
+    GraphError,
+    NonFiniteError,
+    ShapeError,
+)
 from .io import CheckpointError, load, save
 
 __version__ = "0.1.0"

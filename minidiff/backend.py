@@ -124,6 +124,16 @@ def to_numpy(array) -> numpy.ndarray:
     return to_device(array, "cpu") if hasattr(array, "shape") else numpy.asarray(array)
 
 
+def non_finite(arrays: dict) -> list[str]:
+    """The names of the arrays in ``arrays`` (name -> array, all on one device) that hold a NaN
+    or an infinity: one reduction per array and a single host sync for them all."""
+    if not arrays:
+        return []
+    xp = xp_of(*arrays.values())
+    finite = to_numpy(xp.stack([xp.isfinite(a).all() for a in arrays.values()]))
+    return [name for name, ok in zip(arrays, finite) if not ok]
+
+
 def scatter_add(target, index, values) -> None:
     """``target[index] += values`` with repeated indices accumulated (unbuffered), in place."""
     if is_cupy_array(target):

@@ -19,3 +19,8 @@ class GraphError(RuntimeError):
 
 class GradcheckError(AssertionError):
     """Analytic and numerical gradients disagree; the message names the worst entry."""
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or an infinity where a finite number was needed (a diverged loss, weights gone bad);
+    the message names the quantity, where it went bad and what to try."""

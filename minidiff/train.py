@@ -11,11 +11,17 @@ Everything random (batches, timesteps, noise, condition dropout) comes from the 
 generator, whose state is saved in every checkpoint with the step, the model, the optimizer, the
 EMA, the schedule and the loss history, so training stopped at step k and resumed continues
 bit for bit as if it had never stopped. Ctrl-C saves a checkpoint before leaving.
+
+A run that diverges stops at the first log interval whose loss (or gradient norm) is not finite,
+with a :class:`~minidiff.errors.NonFiniteError` naming the step; the losses are checked where
+they come to the host anyway, so the guard costs no extra sync. Weights that are not finite are
+never saved: the last good checkpoint stays as it was.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +34,7 @@ from .autograd.tensor import Tensor
 from .diffusion import losses as diffusion_losses
 from .diffusion import masking
 from .diffusion.schedules import NoiseSchedule
+from .errors import NonFiniteError
 
 
 @dataclass
@@ -125,6 +132,7 @@ class Trainer:
         self.emas = {name: optim.EMA(m, config.ema_decay) for name, m in self.modules.items()}
         self.step = 0
         self.losses: list[float] = []
+        self.grad_norm = None  # the last step's norm before clipping (a device scalar), if clipped
         backend.manual_seed(config.seed)
 
     # --- one step ---------------------------------------------------------------------------------
@@ -183,7 +191,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         if self.config.grad_clip:
-            optim.clip_grad_norm(self.parameters, self.config.grad_clip)
+            self.grad_norm = optim.clip_grad_norm(self.parameters, self.config.grad_clip)
         self.optimizer.step()
         self.schedule_lr.step()
         for name, module in self.modules.items():
@@ -203,11 +211,11 @@ class Trainer:
         pending = []
         try:
             while self.step < until:
-                pending.append(self.train_step())
+                pending.append((self.train_step(), self.grad_norm))
                 bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == until:
                     # one host sync per log interval, not per step
-                    self.losses.extend(float(loss.item()) for loss in pending)
+                    self._record(pending)
                     pending = []
                     rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix(loss=f"{self.losses[-1]:.4f}", steps_per_s=f"{rate:.1f}")
@@ -220,15 +228,43 @@ class Trainer:
                 ):
                     self.on_sample(self, self.step)
         except KeyboardInterrupt:
-            self.losses.extend(float(loss.item()) for loss in pending)
+            self._record(pending)
             path = self.save()
             bar.close()
             print(f"\ninterrupted at step {self.step}: saved {path}; resume with the same command")
+            raise
+        except NonFiniteError:
+            bar.close()
+            self.plot_losses()  # the curve up to the divergence, to look at
             raise
         bar.close()
         self.save()
         self.plot_losses()
         return self.losses
+
+    def _record(self, pending) -> None:
+        """Bring the pending (loss, gradient norm) pairs of the last steps to the host, append the
+        losses, and raise :class:`NonFiniteError` at the first step where either is not finite."""
+        first = self.step - len(pending) + 1
+        for step, (loss, norm) in enumerate(pending, first):
+            self.losses.append(float(loss.item()))
+            norm = None if norm is None else float(norm)
+            for quantity, value in (("loss", self.losses[-1]), ("gradient norm", norm)):
+                if value is not None and not math.isfinite(value):
+                    raise self._diverged(f"the {quantity} at step {step} is {value}")
+
+    def _diverged(self, what: str, path: Path | None = None) -> NonFiniteError:
+        """The error for a run whose numbers stopped being finite: ``what`` went bad, the
+        checkpoint at ``path`` is left as it was, and what to change."""
+        path = path or self.checkpoint_path
+        kept = (
+            f"{path} keeps the last checkpoint" if path.exists() else f"nothing is saved to {path}"
+        )
+        return NonFiniteError(
+            f"training diverged: {what}; {kept}. Try a lower lr (now {self.config.lr}) or clip "
+            f"the gradient norm (grad_clip, now {self.config.grad_clip or 'off'}; 1.0 is usual), "
+            "then train again from that checkpoint or afresh."
+        )
 
     # --- checkpoints ------------------------------------------------------------------------------
     @property
@@ -236,11 +272,14 @@ class Trainer:
         return self.out_dir / "checkpoint.npz"
 
     def save(self, path=None) -> Path:
-        """Everything needed to continue exactly, written atomically."""
+        """Everything needed to continue exactly, written atomically; weights that are not finite
+        are a :class:`NonFiniteError` and leave the file at ``path`` as it was."""
+        path = Path(path or self.checkpoint_path)
+        self._check_finite_weights(path)
         objects = {name: module for name, module in self.modules.items()}
         objects |= {f"ema_{name}": ema for name, ema in self.emas.items()}
         return io.save(
-            path or self.checkpoint_path,
+            path,
             **objects,
             optimizer=self.optimizer,
             lr_schedule=self.schedule_lr,
@@ -250,6 +289,26 @@ class Trainer:
             meta=self.metadata,
             rng=True,
         )
+
+    def _check_finite_weights(self, path: Path) -> None:
+        """Raise :class:`NonFiniteError` if a parameter or an EMA average holds a NaN or an inf."""
+        arrays = {
+            f"{name}.{key}": p.data
+            for name, module in self.modules.items()
+            for key, p in module.named_parameters()
+        }
+        arrays |= {
+            f"ema_{name}.{key}": value
+            for name, ema in self.emas.items()
+            for key, value in ema.shadow.items()
+        }
+        bad = backend.non_finite(arrays)
+        if bad:
+            raise self._diverged(
+                f"at step {self.step} {len(bad)} weight arrays hold NaN or inf (the first: "
+                f"{bad[0]})",
+                path,
+            )
 
     def resume(self, path=None) -> int:
         """Load a checkpoint written by :meth:`save`; returns the step it continues from."""
@@ -264,7 +323,8 @@ class Trainer:
         return self.step
 
     def plot_losses(self) -> Path:
-        """loss.png (log scale, with a running mean) and losses.json in the output folder.
+        """loss.png (log scale, with a running mean) and losses.json in the output folder
+        (strict JSON: a loss that is not finite is null).
 
         The figure is drawn without pyplot, so matplotlib's backend (a notebook's, say) stays.
         """
@@ -283,5 +343,7 @@ class Trainer:
         ax.legend()
         fig.tight_layout()
         fig.savefig(path)
-        (self.out_dir / "losses.json").write_text(json.dumps(self.losses))
+        # JSON has no NaN or infinity: a loss that is not finite is written as null
+        finite = [loss if math.isfinite(loss) else None for loss in self.losses]
+        (self.out_dir / "losses.json").write_text(json.dumps(finite))
         return path

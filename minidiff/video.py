@@ -8,6 +8,7 @@ replacement, eq-replacement).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy
@@ -101,6 +102,11 @@ class TextToVideo:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         steps = steps or self.preset.sample_steps
         guidance = self.preset.guidance if guidance is None else guidance
+        if not math.isfinite(guidance):
+            raise ValueError(
+                f"guidance must be a finite number (0 is unguided, a few units is usual), "
+                f"got {guidance}"
+            )
         device = self.encoder.device
         backend.manual_seed(seed)
         shape = (len(prompts), self.config.frames, CHANNELS, self.config.height, self.config.width)
@@ -209,7 +215,21 @@ class TextToVideo:
             module.load_state_dict(state[name])
             if ema and f"ema_{name}" in state:  # the averaged parameters over the trained ones
                 module.load_state_dict(state[f"ema_{name}"]["shadow"], strict=False)
+        system._check_finite_weights(path)
         return system
+
+    def _check_finite_weights(self, path) -> None:
+        """A :class:`~minidiff.io.CheckpointError` naming the weights loaded from ``path`` that
+        hold a NaN or an inf: they would sample black clips."""
+        arrays = {f"model.{k}": p.data for k, p in self.model.named_parameters()}
+        arrays |= {f"conditioner.{k}": p.data for k, p in self.encoder.named_parameters()}
+        bad = backend.non_finite(arrays)
+        if bad:
+            raise io.CheckpointError(
+                f"{path}: {len(bad)} weight arrays hold NaN or inf (the first: {bad[0]}), the "
+                "run diverged; sample from a checkpoint written before, or train again with a "
+                "lower lr or a gradient clip"
+            )
 
     def save_weights(self, path, **meta) -> None:
         """The network and the text encoder as they are now (after training, the EMA weights),

@@ -97,6 +97,36 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
         )
 
 
+def _sample(ckpt, out, *extra):
+    return cli.main(
+        ["sample", "--ckpt", str(ckpt), "--prompt", "a red ball moves right", "--steps", "1"]
+        + ["--out", str(out), *extra]
+    )
+
+
+@pytest.mark.parametrize("guidance", ["nan", "inf", "-inf"])
+def test_sampling_refuses_a_guidance_that_is_not_finite(tmp_path, guidance):
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    with pytest.raises(ValueError, match=f"guidance must be a finite number.*got {guidance}"):
+        _sample(run / "checkpoint.npz", tmp_path / "x.gif", f"--guidance={guidance}")
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_sampling_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path):
+    """A diverged run's weights would give black clips and exit 0."""
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    state = md.load(run / "checkpoint.npz")
+    for name in ("model", "ema_model"):
+        weights = state[name]["shadow"] if name.startswith("ema") else state[name]
+        next(iter(weights.values()))[...] = float("nan")
+    md.save(tmp_path / "diverged.npz", **state)
+    with pytest.raises(md.CheckpointError, match="weight arrays hold NaN or inf.*lower lr"):
+        _sample(tmp_path / "diverged.npz", tmp_path / "x.gif")
+    assert not (tmp_path / "x.gif").exists()
+
+
 def test_study_lists_its_variants_and_refuses_unknown_ones(capsys):
     assert cli.main(["study", "--list"]) == 0
     listed = capsys.readouterr().out

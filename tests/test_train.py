@@ -1,4 +1,8 @@
-"""The training loop: it learns, it logs, and an interrupted run resumes bit for bit."""
+"""The training loop: it learns, it logs, an interrupted run resumes bit for bit, and a diverging
+run stops without saving over its last good checkpoint."""
+
+import json
+import math
 
 import numpy as np
 import pytest
@@ -29,7 +33,7 @@ class TinyConditioner(nn.Module):
         return tokens, mask
 
 
-def _setup(tmp_path, seed=0, steps=6, conditioned=True):
+def _setup(tmp_path, seed=0, steps=6, conditioned=True, **settings):
     md.manual_seed(seed)
     config = UViTConfig(
         frames=2,
@@ -59,6 +63,7 @@ def _setup(tmp_path, seed=0, steps=6, conditioned=True):
         cond_drop=0.3,
         seed=seed,
     )
+    train_config = TrainConfig(**{**vars(train_config), **settings})
     return Trainer(
         model,
         schedules.cosine(50),
@@ -110,6 +115,61 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tmp_path):
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
     assert (tmp_path / "loss.png").exists() and (tmp_path / "checkpoint.npz").exists()
     assert md.load(tmp_path / "checkpoint.npz")["step"] == 120
+
+
+def _strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity, which are not JSON."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the run overflows on purpose
+def test_a_diverging_run_stops_at_the_step_and_keeps_the_good_checkpoint(tmp_path):
+    """lr 1e6: the weights blow up but stay finite for two steps, step 3's loss is NaN and its
+    update makes the weights NaN. The run stops there naming the step and the fix, the checkpoint
+    of step 1 stays byte for byte and loads, and losses.json is strict JSON with null for NaN."""
+    trainer = _setup(tmp_path, steps=20, conditioned=False, lr=1e6, log_every=1)
+    trainer.run(until=1, progress=False)
+    good = trainer.checkpoint_path.read_bytes()
+    with pytest.raises(md.NonFiniteError, match=r"the loss at step 3 is nan.*lower lr.*grad_clip"):
+        trainer.run(progress=False)
+    assert trainer.checkpoint_path.read_bytes() == good
+    with pytest.raises(md.NonFiniteError, match=r"at step 3 \d+ weight arrays hold NaN"):
+        trainer.save()  # saving by hand is refused too
+    assert trainer.checkpoint_path.read_bytes() == good
+    losses = _strict_json((tmp_path / "losses.json").read_text())
+    assert len(losses) == 3 and losses[2] is None and all(math.isfinite(x) for x in losses[:2])
+    resumed = _setup(tmp_path, steps=20, conditioned=False)
+    assert resumed.resume() == 1 and all(np.isfinite(v).all() for v in _params(resumed).values())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the run overflows on purpose
+def test_the_weights_are_checked_when_a_checkpoint_falls_between_log_intervals(tmp_path):
+    """Saved every step but logged every 4: the save of step 3 finds the NaN weights first."""
+    trainer = _setup(tmp_path, steps=20, conditioned=False, lr=1e6, log_every=4, checkpoint_every=1)
+    with pytest.raises(md.NonFiniteError, match=r"at step 3 \d+ weight arrays hold NaN.*keeps"):
+        trainer.run(progress=False)
+    assert md.load(trainer.checkpoint_path)["step"] == 2
+
+
+def test_a_non_finite_gradient_norm_stops_the_run(tmp_path, monkeypatch):
+    """The clipped norm is checked with the loss, at the log interval's sync."""
+    from minidiff import optim
+
+    monkeypatch.setattr(optim, "clip_grad_norm", lambda params, max_norm: np.float32(np.inf))
+    trainer = _setup(tmp_path, steps=4, conditioned=False)
+    with pytest.raises(md.NonFiniteError, match="the gradient norm at step 1 is inf"):
+        trainer.run(progress=False)
+
+
+def test_losses_json_writes_non_finite_losses_as_null(tmp_path):
+    trainer = _setup(tmp_path, steps=1)
+    trainer.losses = [1.0, float("nan"), float("inf"), 0.5]
+    trainer.plot_losses()
+    assert _strict_json((tmp_path / "losses.json").read_text()) == [1.0, None, None, 0.5]
 
 
 def test_building_a_trainer_tunes_the_host_allocator(tmp_path, monkeypatch):

@@ -452,8 +452,8 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``: the sum divided by the number of entries reduced."""
     x = _floating(x)
     axes = _axes(axis, x.ndim)
-    count = math.prod(x.shape[a] for a in axes)
-    return sum(x, axes, keepdims) * (1.0 / count if count else math.nan)
+    _check_nonempty(x, axes, "mean")
+    return sum(x, axes, keepdims) * (1.0 / math.prod(x.shape[a] for a in axes))
 
 
 def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
@@ -476,11 +476,21 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     return Tensor._from_op(xp.asarray(out), (x,), backward, "var")
 
 
+def _check_nonempty(x: Tensor, axes: tuple, op: str) -> None:
+    """A :class:`ShapeError` if ``op`` would reduce over no entries (its value would be NaN or
+    undefined); an empty batch beside non-empty reduced axes is fine."""
+    if math.prod(x.shape[a] for a in axes) == 0:
+        raise ShapeError(
+            f"{op} over axis {axes[0] if len(axes) == 1 else axes} of a tensor of shape "
+            f"{x.shape}: there are no entries to reduce (the result would be NaN or undefined); "
+            "check where the tensor was sliced or built"
+        )
+
+
 def _reduce_extremum(x, axis, keepdims: bool, op: str) -> Tensor:
     x = _tensor(x)
     axes = _axes(axis, x.ndim)
-    if x.size == 0:
-        raise ShapeError(f"{op}: reduction over an empty tensor of shape {x.shape}")
+    _check_nonempty(x, axes, op)
     xp = backend.xp_of(x.data)
     reduce = xp.max if op == "max" else xp.min
     kept = reduce(x.data, axis=axes, keepdims=True)
@@ -544,6 +554,7 @@ def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
     x = _floating(x)
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
+    _check_nonempty(x, (ax,), "softmax")
     last = ax == x.ndim - 1
     if mask is not None:
         if not last:
@@ -567,8 +578,9 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     x = _floating(x)
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
+    _check_nonempty(x, (ax,), "log_softmax")
     shifted = x.data - _stable_shift(x.data, (ax,))
-    out = shifted - xp.log(xp.exp(shifted).sum(axis=ax, keepdims=True)) if x.shape[ax] else shifted
+    out = shifted - xp.log(xp.exp(shifted).sum(axis=ax, keepdims=True))
 
     def backward(g):
         return (g - xp.exp(out) * g.sum(axis=ax, keepdims=True),)

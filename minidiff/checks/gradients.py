@@ -284,13 +284,13 @@ OP_SPECS: dict[str, OpSpec] = {
         OpSpec(
             "softmax",
             ops.softmax,
-            _reduction(allow_none=False, allow_tuple=False, single_axis=True),
+            _reduction(min_side=1, allow_none=False, allow_tuple=False, single_axis=True),
             derivative="s (g - <g, s>)",
         ),
         OpSpec(
             "log_softmax",
             ops.log_softmax,
-            _reduction(allow_none=False, allow_tuple=False, single_axis=True),
+            _reduction(min_side=1, allow_none=False, allow_tuple=False, single_axis=True),
             derivative="g - s sum g",
         ),
         OpSpec(

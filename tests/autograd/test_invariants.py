@@ -1,8 +1,10 @@
-"""Invariants of softmax, log_softmax and logsumexp, and their stable forms."""
+"""Invariants of softmax, log_softmax and logsumexp, their stable forms, and reductions over no
+entries refused."""
 
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,3 +97,27 @@ def test_logsumexp_gradient_keeps_float32_precision_far_from_zero():
     x.logsumexp().backward()
     e = np.exp(np.array([0.0, 0.0, -10.0]))
     np.testing.assert_allclose(md.backend.to_numpy(x.grad), e / e.sum(), rtol=4e-7)
+
+
+@pytest.mark.parametrize(
+    ("op", "shape", "axis"),
+    [
+        ("softmax", (3, 0), -1),
+        ("log_softmax", (0,), -1),
+        ("log_softmax", (0, 4), 0),
+        ("mean", (0,), None),
+        ("mean", (2, 0), 1),
+        ("max", (0, 3), 0),
+    ],
+)
+def test_reducing_over_no_entries_is_a_shape_error(op, shape, axis):
+    """softmax, log_softmax and the mean of nothing would be NaN or undefined: refused by name."""
+    x = md.zeros(*shape)
+    with pytest.raises(md.ShapeError, match=rf"{op} over axis .* of a tensor of shape"):
+        getattr(md, op)(x, axis=axis)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "mean"])
+def test_an_empty_batch_beside_non_empty_reduced_axes_is_fine(op):
+    out = getattr(md, op)(md.zeros(0, 4), axis=-1)
+    assert out.shape == ((0, 4) if "softmax" in op else (0,))
