@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 from . import backend
+from .config import positive_float_arg as positive_float
+from .config import positive_int_arg as positive_int
 
 
 def _spirals(args) -> int:
@@ -167,26 +169,6 @@ def _study(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 def _toy(args) -> int:
     from .examples import toy2d
 
@@ -234,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="the main job: train, sample and measure tiny-cpu")
     demo.add_argument("--out", default="runs/demo", help="run folder (resumed if present)")
     demo.add_argument("--preset", choices=sorted(PRESETS), default="tiny-cpu")
-    demo.add_argument("--steps", type=_positive_int, help="override the preset's steps")
-    demo.add_argument("--eval-clips", type=_positive_int, help="clips per split to measure")
+    demo.add_argument("--steps", type=positive_int, help="override the preset's steps")
+    demo.add_argument("--eval-clips", type=positive_int, help="clips per split to measure")
     demo.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     demo.set_defaults(run=_demo)
 
     train = commands.add_parser("train", help="train a preset (resumes from --out)")
     train.add_argument("--preset", choices=sorted(PRESETS), default="tiny-cpu")
     train.add_argument("--out", default="runs/train", help="run folder")
-    train.add_argument("--steps", type=_positive_int, help="override the preset's steps")
+    train.add_argument("--steps", type=positive_int, help="override the preset's steps")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     train.set_defaults(run=_train)
 
@@ -255,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         help='e.g. "a red ball bounces to the right" (repeat for several)',
     )
     sample.add_argument("--guidance", type=float, default=None, help="guidance scale w")
-    sample.add_argument("--steps", type=_positive_int, default=None, help="DDIM steps")
+    sample.add_argument("--steps", type=positive_int, default=None, help="DDIM steps")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument(
         "--frames",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="make a longer clip by continuation (context: half a window)",
     )
@@ -271,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument(
         "--split", choices=["id", "ood"], action="append", help="id and/or ood (default both)"
     )
-    evaluate.add_argument("--clips", type=_positive_int, default=None, help="clips per split")
+    evaluate.add_argument("--clips", type=positive_int, default=None, help="clips per split")
     evaluate.add_argument("--out", default=None, help="folder for report.md and metrics.json")
     evaluate.set_defaults(run=_evaluate)
 
@@ -281,13 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     study.add_argument("name", nargs="?", help="the study to run (see --list)")
     study.add_argument("--list", action="store_true", help="list the studies")
     study.add_argument("--table", action="store_true", help="rewrite studies/README.md")
-    study.add_argument("--steps", type=_positive_int, help="override the study's steps")
+    study.add_argument("--steps", type=positive_int, help="override the study's steps")
     study.add_argument(
-        "--seconds", type=_positive_float, help="train for this wall time instead (equal budget)"
+        "--seconds", type=positive_float, help="train for this wall time instead (equal budget)"
     )
     study.add_argument("--curve", default="", help="steps to measure on the way, e.g. 500,1000")
-    study.add_argument("--id-clips", type=_positive_int, default=256, help="ID scenes at the end")
-    study.add_argument("--ood-clips", type=_positive_int, default=64, help="scenes per OOD axis")
+    study.add_argument("--id-clips", type=positive_int, default=256, help="ID scenes at the end")
+    study.add_argument("--ood-clips", type=positive_int, default=64, help="scenes per OOD axis")
     study.add_argument("--out", default="studies", help="results folder")
     study.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     study.set_defaults(run=_study)
@@ -303,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spirals = commands.add_parser("spirals", help="chapter 3's spiral classifier")
     spirals.add_argument("--out", default="runs/spirals", help="folder for figures and metrics")
-    spirals.add_argument("--steps", type=_positive_int, default=1500, help="training steps")
+    spirals.add_argument("--steps", type=positive_int, default=1500, help="training steps")
     spirals.add_argument("--seed", type=int, default=0)
     spirals.set_defaults(run=_spirals)
 
@@ -318,14 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     toy.add_argument("--out", default="runs/toy", help="folder for the table, figures and GIF")
     toy.add_argument("--dataset", choices=sorted(DATASETS), default="swiss_roll")
-    toy.add_argument("--steps", type=_positive_int, default=8000, help="training steps per model")
-    toy.add_argument("--batch", type=_positive_int, default=512, help="training batch size")
-    toy.add_argument("--lr", type=_positive_float, default=2e-3, help="peak learning rate")
-    toy.add_argument("--samples", type=_positive_int, default=5000, help="points per sampler")
-    toy.add_argument("--ddim-steps", type=_positive_int, default=50, help="DDIM steps (<= 1000)")
-    toy.add_argument("--flow-steps", type=_positive_int, default=50, help="flow Euler steps")
-    toy.add_argument("--hidden", type=_positive_int, default=128, help="width of the denoiser")
-    toy.add_argument("--depth", type=_positive_int, default=4, help="residual hidden layers")
+    toy.add_argument("--steps", type=positive_int, default=8000, help="training steps per model")
+    toy.add_argument("--batch", type=positive_int, default=512, help="training batch size")
+    toy.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
+    toy.add_argument("--samples", type=positive_int, default=5000, help="points per sampler")
+    toy.add_argument("--ddim-steps", type=positive_int, default=50, help="DDIM steps (<= 1000)")
+    toy.add_argument("--flow-steps", type=positive_int, default=50, help="flow Euler steps")
+    toy.add_argument("--hidden", type=positive_int, default=128, help="width of the denoiser")
+    toy.add_argument("--depth", type=positive_int, default=4, help="residual hidden layers")
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--quiet", action="store_true", help="no progress bars")
     toy.set_defaults(run=_toy, parser=toy)

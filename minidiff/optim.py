@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import math
 
-from . import backend, kernels
+from . import backend, config, kernels
 from .autograd.tensor import Tensor
+from .nn.module import state_mismatch
 
 
 class Optimizer:
@@ -46,7 +47,15 @@ class Optimizer:
             self.param_groups.append(
                 {**self.defaults, **hyper, **group, "params": list(group["params"])}
             )
+            config.refuse(type(self).__name__, self._problems(self.param_groups[-1]))
         self.state: dict[int, dict] = {}  # id(parameter) -> its state arrays and step count
+
+    def _problems(self, group: dict) -> list:
+        """What is wrong with a group's hyper-parameters (None for each that is fine)."""
+        return [
+            config.number("lr", group["lr"], 0, open_low=True),
+            config.number("weight_decay", group["weight_decay"], 0),
+        ]
 
     def zero_grad(self) -> None:
         for group in self.param_groups:
@@ -103,6 +112,9 @@ class SGD(Optimizer):
 
     defaults = {"lr": 1e-2, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 
+    def _problems(self, group):
+        return [*super()._problems(group), config.number("momentum", group["momentum"], 0, 1)]
+
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
@@ -124,6 +136,15 @@ class Adam(Optimizer):
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False
+
+    def _problems(self, group):
+        betas = tuple(group["betas"])
+        return [
+            *super()._problems(group),
+            None if len(betas) == 2 else f"betas must be a pair (beta1, beta2), got {betas}",
+            *(config.number(f"beta{i}", beta, 0, 1) for i, beta in enumerate(betas[:2], 1)),
+            config.number("eps", group["eps"], 0, open_low=True),
+        ]
 
     def _update(self, p, g, state, group):
         xp = backend.xp_of(p.data)
@@ -216,9 +237,12 @@ class EMA:
         return {"decay": self.decay, "shadow": dict(self.shadow)}
 
     def load_state_dict(self, state: dict) -> None:
-        missing = set(self.shadow) - set(state["shadow"])
-        if missing:
-            raise KeyError(f"EMA.load_state_dict: missing {sorted(missing)}")
+        """Restore what :meth:`state_dict` returned: the same names and shapes as this average's
+        (the error lists every one that differs) and a decay in [0, 1]."""
+        problems = state_mismatch(self.shadow, state["shadow"])
+        problems.append(config.number("decay", state["decay"], 0, 1, open_high=False))
+        if any(problems):
+            raise KeyError("EMA.load_state_dict: " + "; ".join(p for p in problems if p))
         self.decay = state["decay"]
         for name, value in state["shadow"].items():
             target = self.shadow[name]

@@ -61,24 +61,38 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        """Every setting checked where it enters; all the problems are reported at once."""
+        config.refuse("TrainConfig", self._problems())
+
+    def _problems(self) -> list:
+        """What is wrong with the settings, as sentences (None for each setting that is fine)."""
+        problems = [
+            config.integer("steps", self.steps),
+            config.integer("batch_size", self.batch_size),
+            config.number("lr", self.lr, 0, open_low=True),
+            config.integer("warmup_steps", self.warmup_steps, 0),
+            config.number("weight_decay", self.weight_decay, 0),
+            config.number("ema_decay", self.ema_decay, 0, 1),
+            config.number("grad_clip", self.grad_clip, 0, note=" (0 turns clipping off)"),
+            config.number("cond_drop", self.cond_drop, 0, 1),
+            config.integer("log_every", self.log_every),
+            config.integer(
+                "checkpoint_every", self.checkpoint_every, 0, note=" (0: only at the end)"
+            ),
+            config.integer("sample_every", self.sample_every, 0, note=" (0: never)"),
+            config.number("frame_noise", self.frame_noise, 0, 1, open_high=False),
+            config.number("frame_difference_weight", self.frame_difference_weight, 0),
+        ]
         if self.target not in ("eps", "v", "x0"):
-            raise ValueError(f"TrainConfig: target must be eps, v or x0, got {self.target!r}")
-        if not 0.0 <= self.cond_drop < 1.0:
-            raise ValueError(f"TrainConfig: cond_drop must be in [0, 1), got {self.cond_drop}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("TrainConfig: steps and batch_size must be positive")
+            problems.append(f"target must be eps, v or x0, got {self.target!r}")
+        if self.min_snr_gamma is not None:
+            problems.append(config.number("min_snr_gamma", self.min_snr_gamma, 0, open_low=True))
         if self.frame_masks is not None:
             try:
                 masking.check_mix(self.frame_masks)
             except ValueError as error:
-                raise ValueError(f"TrainConfig: {error}") from None
-        if not 0.0 <= self.frame_noise <= 1.0:
-            raise ValueError(f"TrainConfig: frame_noise must be in [0, 1], got {self.frame_noise}")
-        if self.frame_difference_weight < 0:
-            raise ValueError(
-                f"TrainConfig: frame_difference_weight must be >= 0, got "
-                f"{self.frame_difference_weight}"
-            )
+                problems.append(str(error))
+        return problems
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

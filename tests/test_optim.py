@@ -118,6 +118,43 @@ def test_ema_is_geometric_sum():
     np.testing.assert_allclose(host(ema.shadow["weight"]), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "hyper", "message"),
+    [
+        (optim.SGD, {"lr": -0.1}, r"SGD: lr must be in \(0, inf\), got -0.1"),
+        (optim.Adam, {"lr": float("nan")}, r"Adam: lr must be in \(0, inf\), got nan"),
+        (optim.AdamW, {"lr": float("inf")}, r"AdamW: lr must be in \(0, inf\), got inf"),
+        (optim.AdamW, {"weight_decay": -0.01}, r"weight_decay must be in \[0, inf\)"),
+        (optim.SGD, {"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+        (optim.Adam, {"betas": (0.9, 1.0)}, r"beta2 must be in \[0, 1\), got 1.0"),
+        (optim.Adam, {"betas": (0.9,)}, r"betas must be a pair"),
+        (optim.Adam, {"eps": 0.0}, r"eps must be in \(0, inf\), got 0.0"),
+    ],
+)
+def test_optimizers_refuse_bad_hyper_parameters_by_name(optimizer, hyper, message):
+    with pytest.raises(ValueError, match=message):
+        optimizer([md.nn.Parameter(md.zeros(2))], **hyper)
+
+
+def test_a_parameter_group_is_checked_too():
+    a, b = md.nn.Parameter(md.zeros(2)), md.nn.Parameter(md.zeros(2))
+    with pytest.raises(ValueError, match=r"lr must be in \(0, inf\), got -1"):
+        optim.SGD([{"params": [a]}, {"params": [b], "lr": -1}], lr=0.1)
+
+
+def test_ema_load_state_dict_names_every_mismatch():
+    ema = optim.EMA(md.nn.Linear(2, 3))
+    state = ema.state_dict()
+    with pytest.raises(KeyError, match=r"missing keys: \['bias'\]"):
+        ema.load_state_dict({**state, "shadow": {"weight": state["shadow"]["weight"]}})
+    other = optim.EMA(md.nn.Linear(3, 3)).state_dict()
+    with pytest.raises(KeyError, match=r"weight: shape \(3, 3\) in the state, \(2, 3\) here"):
+        ema.load_state_dict(other)
+    extra = {**state["shadow"], "scale": np.ones(1, np.float32)}
+    with pytest.raises(KeyError, match=r"unexpected keys: \['scale'\].*decay must be in"):
+        ema.load_state_dict({"decay": 1.5, "shadow": extra})
+
+
 def test_ema_swap_restores_the_trained_weights():
     model = md.nn.Linear(2, 2)
     ema = optim.EMA(model, 0.5)

@@ -203,6 +203,39 @@ def test_train_config_errors():
         TrainConfig(target="score")
 
 
+BAD_TRAIN_SETTINGS = [
+    ("steps", 2.5, "a positive integer"),
+    ("steps", 0, "a positive integer"),
+    ("batch_size", True, "a positive integer"),
+    ("lr", -1e-3, r"in \(0, inf\)"),
+    ("lr", float("nan"), r"in \(0, inf\)"),
+    ("lr", float("inf"), r"in \(0, inf\)"),
+    ("grad_clip", -1.0, r"in \[0, inf\) \(0 turns clipping off\)"),
+    ("log_every", 0, "a positive integer"),
+    ("checkpoint_every", -1, "an integer >= 0"),
+    ("sample_every", -500, "an integer >= 0"),
+    ("ema_decay", 1.0, r"in \[0, 1\)"),
+    ("ema_decay", -0.1, r"in \[0, 1\)"),
+    ("warmup_steps", -1, "an integer >= 0"),
+    ("weight_decay", -0.01, r"in \[0, inf\)"),
+    ("min_snr_gamma", 0.0, r"in \(0, inf\)"),
+    ("cond_drop", 1.0, r"in \[0, 1\)"),
+    ("frame_noise", 1.5, r"in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), BAD_TRAIN_SETTINGS)
+def test_train_config_refuses_a_bad_setting_by_name(name, value, allowed):
+    """Each error names the setting, the value and what is allowed."""
+    with pytest.raises(ValueError, match=rf"TrainConfig: {name} must be {allowed}.*got {value!r}"):
+        TrainConfig(**{name: value})
+
+
+def test_train_config_reports_every_problem_at_once():
+    with pytest.raises(ValueError, match=r"lr must be .*; log_every must be .*; target must be"):
+        TrainConfig(lr=-1.0, log_every=0, target="score")
+
+
 def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
     """Every array a training step of the demo system records, forward and backward, is float32:
     one float64 constant anywhere would silently double the cost of everything after it."""

@@ -109,15 +109,33 @@ class UViTConfig:
     frame_times: bool = False
 
     def __post_init__(self):
-        problems = []
+        """Every setting checked where it enters; all the problems are reported at once."""
+        sizes = ("frames", "channels", "height", "width", "patch", "tubelet", "dim", "heads")
+        problems = [config.integer(name, getattr(self, name)) for name in sizes]
+        if not any(problems):  # the shapes must divide, which needs them positive
+            problems += self._division_problems()
+        problems += [
+            config.integer("text_dim", self.text_dim, 0),
+            config.integer("text_length", self.text_length, 0),
+            config.number("mlp_ratio", self.mlp_ratio, 0, open_low=True),
+            config.number("time_fraction", self.time_fraction, 0, 1, open_high=False),
+            config.number("pos_max_period", self.pos_max_period, 0, open_low=True),
+        ]
         if self.pos_encoding not in POS_ENCODINGS:
             problems.append(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
         if self.attention not in ATTENTIONS:
             problems.append(f"attention {self.attention!r} is not one of {ATTENTIONS}")
-        if self.depth < 1 or self.depth % 2 == 0:
+        if config.integer("depth", self.depth) or self.depth % 2 == 0:
             problems.append(
                 f"depth must be odd (in blocks, a middle block, out blocks), got {self.depth}"
             )
+        if (self.text_dim > 0) != (self.text_length > 0):
+            problems.append("text_dim and text_length must both be set (or both 0)")
+        config.refuse("UViTConfig", problems)
+
+    def _division_problems(self) -> list:
+        """The sizes that do not divide: heads into dim, patches and tubelets into the clip."""
+        problems = []
         if self.dim % self.heads:
             problems.append(f"dim {self.dim} is not divisible by heads {self.heads}")
         if self.height % self.patch or self.width % self.patch:
@@ -127,10 +145,7 @@ class UViTConfig:
             )
         if self.frames % self.tubelet:
             problems.append(f"frames {self.frames} is not divisible by tubelet {self.tubelet}")
-        if (self.text_dim > 0) != (self.text_length > 0):
-            problems.append("text_dim and text_length must both be set (or both 0)")
-        if problems:
-            raise ValueError("UViTConfig: " + "; ".join(problems))
+        return problems
 
     @classmethod
     def from_dict(cls, values: dict) -> UViTConfig:

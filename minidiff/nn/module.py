@@ -27,6 +27,23 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor") :]
 
 
+def state_mismatch(own: dict, state: dict, strict: bool = True) -> list[str]:
+    """What keeps ``state`` (name -> array) from loading into ``own`` (name -> tensor or array):
+    missing and unexpected names (only with ``strict``) and shapes that differ, as sentences."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if strict and missing:
+        problems.append(f"missing keys: {missing}")
+    if strict and unexpected:
+        problems.append(f"unexpected keys: {unexpected}")
+    for name in sorted(set(own) & set(state)):
+        shape, here = tuple(numpy.shape(state[name])), tuple(own[name].shape)
+        if shape != here:
+            problems.append(f"{name}: shape {shape} in the state, {here} here")
+    return problems
+
+
 class Module:
     """Base class of layers and models: subclasses set attributes in ``__init__`` and define
     ``forward``. Calling the module calls ``forward``.
@@ -129,17 +146,7 @@ class Module:
         """
         own = dict(self.named_parameters())
         own.update(self.named_buffers())
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        problems = []
-        if strict and missing:
-            problems.append(f"missing keys: {missing}")
-        if strict and unexpected:
-            problems.append(f"unexpected keys: {unexpected}")
-        for name in sorted(set(own) & set(state)):
-            shape = tuple(numpy.shape(state[name]))
-            if shape != own[name].shape:
-                problems.append(f"{name}: shape {shape} in the state, {own[name].shape} here")
+        problems = state_mismatch(own, state, strict)
         if problems:
             raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         for name in set(own) & set(state):

@@ -21,6 +21,8 @@ import numpy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .. import config
+from ..config import positive_float_arg, positive_int_arg
 from .captions import SPLITS, make_dataset, ood_axes
 
 CELL_INCHES = 1.9  # width of one clip's cell; the caption adds a little height
@@ -32,6 +34,10 @@ def write_grid_gif(path, clips, captions, fps: float = 4.0, title: str = "") -> 
     under the clips and ``title`` with the frame number above; returns the path."""
     clips = numpy.clip(numpy.asarray(clips, dtype=numpy.float32), 0.0, 1.0)
     count, frames = clips.shape[:2]
+    config.refuse(
+        "write_grid_gif",
+        [config.integer("the number of clips", count), config.number("fps", fps, 0, open_low=True)],
+    )
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     labels = [textwrap.fill(text, 24) for text in captions]
@@ -72,12 +78,16 @@ def main(argv=None) -> int:
         description="Write a grid GIF of sampled clips of the ball world with their captions.",
     )
     parser.add_argument("--out", default="world_preview.gif", help="where to write the GIF")
-    parser.add_argument("--n", type=int, default=16, help="number of clips")
+    parser.add_argument("--n", type=positive_int_arg, default=16, help="number of clips")
     parser.add_argument("--split", choices=SPLITS, default="train")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, default=16, help="height and width in pixels")
+    parser.add_argument("--frames", type=positive_int_arg, default=8)
+    parser.add_argument(
+        "--size", type=positive_int_arg, default=16, help="height and width in pixels"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fps", type=float, default=4.0, help="frames per second of the GIF")
+    parser.add_argument(
+        "--fps", type=positive_float_arg, default=4.0, help="frames per second of the GIF"
+    )
     args = parser.parse_args(argv)
     clips, captions, specs = make_dataset(args.n, args.split, args.frames, args.size, args.seed)
     if args.split == "ood":

@@ -130,6 +130,30 @@ def test_config_errors_name_the_problem():
         model(md.randn(1, 3, 2, 4, 4), np.array([0]), md.randn(1, 3, 6))
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("heads", 0, "a positive integer"),
+        ("patch", 0, "a positive integer"),
+        ("tubelet", -1, "a positive integer"),
+        ("dim", 2.5, "a positive integer"),
+        ("pos_max_period", 0.0, r"in \(0, inf\)"),
+        ("pos_max_period", float("nan"), r"in \(0, inf\)"),
+        ("mlp_ratio", -4.0, r"in \(0, inf\)"),
+        ("time_fraction", 1.5, r"in \[0, 1\]"),
+        ("text_length", -3, "an integer >= 0"),
+    ],
+)
+def test_config_refuses_sizes_that_would_divide_by_zero_or_give_nan(name, value, allowed):
+    with pytest.raises(ValueError, match=rf"UViTConfig: .*{name} must be {allowed}.*got {value!r}"):
+        _tiny(**{name: value})
+
+
+def test_config_reports_every_problem_at_once():
+    with pytest.raises(ValueError, match=r"heads must be .*; pos_max_period must be .*; depth"):
+        _tiny(heads=0, pos_max_period=0.0, depth=4)
+
+
 def test_factorized_attention_costs_grow_slower_than_joint():
     """Joint attention's pair count grows with frames^2, factorized with frames."""
 
