@@ -59,6 +59,7 @@ from .errors import (
     GradcheckError,
     GraphError,
     NonFiniteError,
+    RunLockError,
     ShapeError,
 )
 from .io import CheckpointError, load, save

@@ -24,3 +24,8 @@ class GradcheckError(AssertionError):
 class NonFiniteError(FloatingPointError):
     """A NaN or an infinity where a finite number was needed (a diverged loss, weights gone bad);
     the message names the quantity, where it went bad and what to try."""
+
+
+class RunLockError(RuntimeError):
+    """A run folder that another run is writing to; the message names the folder, the run that
+    holds it and what to do."""

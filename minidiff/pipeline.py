@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, io
+from . import backend, io, runlock
 from .metrics.continuation import evaluate_videos, reference_video
 from .metrics.video import evaluate_clips
 from .presets import Preset
@@ -41,7 +41,9 @@ def build_trainer(
     """The world's training clips, the system of ``preset`` and its :class:`Trainer` writing
     into ``out_dir``, resumed from the checkpoint there if there is one (and ``resume``). With
     ``snapshots`` the demo prompts are sampled every ``sample_every`` steps into
-    ``out_dir/samples`` (:func:`snapshot_samples`)."""
+    ``out_dir/samples`` (:func:`snapshot_samples`); without ``resume`` the snapshots of a
+    previous run there are removed. Both happen holding the folder (:mod:`minidiff.runlock`), so
+    a folder another run is writing is refused before anything is touched."""
     out_dir = Path(out_dir)
     clips, captions, _ = make_dataset(
         preset.train_clips, "train", preset.frames, preset.size, seed=DATA_SEED, **preset.world
@@ -62,9 +64,39 @@ def build_trainer(
         on_sample=snapshot_samples(system, out_dir / "samples") if snapshots else None,
         metadata={**system.metadata(), "preset_overrides": preset.overrides()},
     )
-    if resume and trainer.checkpoint_path.exists():
-        print(f"resuming from {trainer.checkpoint_path} at step {trainer.resume()}")
+    with runlock.hold(out_dir):
+        if resume and trainer.checkpoint_path.exists():
+            print(f"resuming from {trainer.checkpoint_path} at step {_resume(trainer)}")
+        elif not resume:
+            _clear_snapshots(out_dir / "samples")
     return system, trainer
+
+
+def _resume(trainer: Trainer) -> int:
+    """:meth:`Trainer.resume` from the run folder's checkpoint; one of another model (another
+    preset, other sizes) is a :class:`~minidiff.io.CheckpointError` that says what to do."""
+    try:
+        return trainer.resume()
+    except io.CheckpointError:
+        raise  # not readable at all: its own message says so
+    except (KeyError, ValueError) as error:
+        problems = str(error.args[0] if error.args else error).split("; ")
+        more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise io.CheckpointError(
+            f"{trainer.checkpoint_path} is a checkpoint of another model, which this preset "
+            f"cannot resume ({problems[0]}{more}). Start afresh in this folder (--fresh; "
+            "resume=False in Python) or choose another run folder (--out)"
+        ) from error
+
+
+def _clear_snapshots(folder: Path) -> None:
+    """Remove the snapshots of a previous run in ``folder`` (:func:`snapshot_samples`), so that
+    a fresh run's archive holds its own steps only."""
+    old = sorted(folder.glob("step_*.gif")) + sorted(folder.glob("snapshots.npz"))
+    for path in old:
+        path.unlink()
+    if old:
+        print(f"starting afresh: removed the previous run's {len(old)} snapshot files in {folder}")
 
 
 def train_system(
@@ -72,10 +104,11 @@ def train_system(
 ) -> tuple[TextToVideo, Trainer, float]:
     """Train ``preset`` into ``out_dir`` (:func:`build_trainer`); returns the system (with its
     EMA weights loaded), the trainer and the wall time of this call's training in seconds."""
-    system, trainer = build_trainer(preset, out_dir, resume)
-    started = time.perf_counter()
-    trainer.run(progress=progress)
-    seconds = time.perf_counter() - started
+    with runlock.hold(out_dir):  # from the resume (or the clearing) to the last save
+        system, trainer = build_trainer(preset, out_dir, resume)
+        started = time.perf_counter()
+        trainer.run(progress=progress)
+        seconds = time.perf_counter() - started
     trainer.emas["model"].copy_to(system.model)
     trainer.emas["conditioner"].copy_to(system.encoder)
     return system, trainer, seconds

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, io, parallel
+from . import backend, io, parallel, runlock
 from .autograd.tensor import Tensor, no_grad
 from .diffusion import process
 from .metrics.continuation import evaluate_videos, reference_video
@@ -386,37 +386,38 @@ def run_study(
     total = preset.train["steps"]
     curve = sorted({int(s) for s in curve if 0 < int(s) < total} | {total})
     out.mkdir(parents=True, exist_ok=True)
-    _check_resumable(run_dir / "checkpoint.npz", preset, fresh)
-    system, trainer = build_trainer(preset, run_dir, resume=not fresh, snapshots=False)
-    # what an interrupted run had measured: its training time and curve, up to its checkpoint
-    progress_path = run_dir / "progress.json"
-    previous = _load(progress_path) if trainer.step else {}
-    points = [p for p in previous.get("curve", []) if p["step"] <= trainer.step]
-    seconds = previous.get("train_seconds", 0.0)
-    curve_scenes = scenes(preset, "id", curve_clips)
-    for point in curve:
-        if point <= trainer.step:
-            continue
-        started = time.perf_counter()
-        trainer.run(until=point, progress=progress)
-        seconds += time.perf_counter() - started
-        entry = {
-            "step": point,
-            "clips_seen": point * preset.train["batch_size"],
-            "train_seconds": round(seconds, 1),
-        }
-        with trainer.emas["model"].swapped(system.model):
-            with trainer.emas["conditioner"].swapped(system.encoder):
-                entry["id"] = rates(text_to_video(system, curve_scenes))
-                if system.config.frame_conditioning:
-                    entry["prediction"] = prediction(system, curve_scenes, "mask")
-        points.append(entry)
-        progress_path.write_text(json.dumps({"train_seconds": seconds, "curve": points}))
-        if progress:
-            shown = {k: round(v["mean"] or 0.0, 3) for k, v in points[-1]["id"].items()}
-            print(f"step {point}: {shown}")
-    trainer.emas["model"].copy_to(system.model)
-    trainer.emas["conditioner"].copy_to(system.encoder)
+    with runlock.hold(run_dir):  # no other run trains here between the curve's points
+        _check_resumable(run_dir / "checkpoint.npz", preset, fresh)
+        system, trainer = build_trainer(preset, run_dir, resume=not fresh, snapshots=False)
+        # what an interrupted run had measured: its training time and curve, up to its checkpoint
+        progress_path = run_dir / "progress.json"
+        previous = _load(progress_path) if trainer.step else {}
+        points = [p for p in previous.get("curve", []) if p["step"] <= trainer.step]
+        seconds = previous.get("train_seconds", 0.0)
+        curve_scenes = scenes(preset, "id", curve_clips)
+        for point in curve:
+            if point <= trainer.step:
+                continue
+            started = time.perf_counter()
+            trainer.run(until=point, progress=progress)
+            seconds += time.perf_counter() - started
+            entry = {
+                "step": point,
+                "clips_seen": point * preset.train["batch_size"],
+                "train_seconds": round(seconds, 1),
+            }
+            with trainer.emas["model"].swapped(system.model):
+                with trainer.emas["conditioner"].swapped(system.encoder):
+                    entry["id"] = rates(text_to_video(system, curve_scenes))
+                    if system.config.frame_conditioning:
+                        entry["prediction"] = prediction(system, curve_scenes, "mask")
+            points.append(entry)
+            progress_path.write_text(json.dumps({"train_seconds": seconds, "curve": points}))
+            if progress:
+                shown = {k: round(v["mean"] or 0.0, 3) for k, v in points[-1]["id"].items()}
+                print(f"step {point}: {shown}")
+        trainer.emas["model"].copy_to(system.model)
+        trainer.emas["conditioner"].copy_to(system.encoder)
     result = {
         "study": asdict(study),
         "command": command or f"python -m minidiff study {name}",

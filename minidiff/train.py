@@ -11,6 +11,8 @@ Everything random (batches, timesteps, noise, condition dropout) comes from the 
 generator, whose state is saved in every checkpoint with the step, the model, the optimizer, the
 EMA, the schedule and the loss history, so training stopped at step k and resumed continues
 bit for bit as if it had never stopped. Ctrl-C saves a checkpoint before leaving.
+A run holds its folder (``run.lock``, :mod:`minidiff.runlock`): a second run writing there is
+refused instead of silently replacing the first one's checkpoint and losses.
 
 A run that diverges stops at the first log interval whose loss (or gradient norm) is not finite,
 with a :class:`~minidiff.errors.NonFiniteError` naming the step; the losses are checked where
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy
 from tqdm import tqdm
 
-from . import backend, config, io, optim
+from . import backend, config, io, optim, runlock
 from .autograd.tensor import Tensor
 from .diffusion import losses as diffusion_losses
 from .diffusion import masking
@@ -215,9 +217,15 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, until: int | None = None, progress: bool = True) -> list[float]:
-        """Train up to step ``until`` (default: the configured number of steps)."""
+        """Train up to step ``until`` (default: the configured number of steps), holding the
+        output folder (:mod:`minidiff.runlock`) so that no other run writes there meanwhile."""
         until = self.config.steps if until is None else min(until, self.config.steps)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with runlock.hold(self.out_dir):
+            return self._train_until(until, progress)
+
+    def _train_until(self, until: int, progress: bool) -> list[float]:
+        """The loop of :meth:`run`: log, checkpoint and sample on their intervals, save at the
+        end, on Ctrl-C and never over good weights with bad ones."""
         bar = tqdm(
             total=until, initial=self.step, desc="training", unit="step", disable=not progress
         )

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import minidiff as md
 from minidiff import pipeline
 from minidiff.presets import PRESETS, get_preset
 from minidiff.video import TextToVideo
@@ -172,3 +173,21 @@ def test_shipped_weights_rebuild_the_same_system(tmp_path):
     np.testing.assert_array_equal(
         loaded.sample(prompts, progress=False), system.sample(prompts, progress=False)
     )
+
+
+def test_a_fresh_run_clears_the_previous_runs_snapshots(tmp_path, capsys):
+    preset = _quick(steps=2, sample_every=2)
+    pipeline.train_system(preset, tmp_path, progress=False)
+    assert sorted(pipeline.load_snapshots(tmp_path / "samples")) == [2]
+    pipeline.build_trainer(preset, tmp_path, resume=True)  # resuming keeps them
+    assert (tmp_path / "samples" / "snapshots.npz").exists()
+    pipeline.build_trainer(preset, tmp_path, resume=False)
+    assert "removed the previous run's 2 snapshot files" in capsys.readouterr().out
+    assert not list((tmp_path / "samples").iterdir())
+
+
+def test_resuming_a_checkpoint_of_another_model_says_to_start_afresh(tmp_path):
+    pipeline.train_system(_quick(steps=1), tmp_path, progress=False)
+    bigger = _quick(steps=1).with_overrides(model={**_quick().model, "dim": 48})
+    with pytest.raises(md.CheckpointError, match="another model.*--fresh.*another run folder"):
+        pipeline.build_trainer(bigger, tmp_path)

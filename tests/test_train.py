@@ -3,13 +3,16 @@ run stops without saving over its last good checkpoint."""
 
 import json
 import math
+import os
+import socket
 
 import numpy as np
 import pytest
 
 import minidiff as md
-from minidiff import backend, nn, parallel
+from minidiff import backend, nn, parallel, runlock
 from minidiff.diffusion import schedules
+from minidiff.errors import RunLockError
 from minidiff.models import UViT, UViTConfig
 from minidiff.train import TrainConfig, Trainer
 
@@ -364,3 +367,31 @@ def test_masked_per_frame_training_gives_known_frames_level_zero(tmp_path):
     assert (t[known] == 0).all() and (t[~known] > 0).any()
     with pytest.raises(ValueError, match="frame_noise must be in"):
         TrainConfig(frame_noise=1.5)
+
+
+def test_a_run_holds_its_folder_and_lets_go_however_it_stops(tmp_path, monkeypatch):
+    lock = tmp_path / runlock.LOCK_NAME
+    trainer = _setup(tmp_path, steps=2, sample_every=1)
+    seen = []
+    trainer.on_sample = lambda trainer, step: seen.append(lock.exists())
+    trainer.run(progress=False)
+    assert seen == [True, True] and not lock.exists()
+    for error in (RuntimeError("a bug in a step"), KeyboardInterrupt()):
+        broken = _setup(tmp_path / type(error).__name__)
+
+        def step(error=error):
+            raise error
+
+        monkeypatch.setattr(broken, "train_step", step)
+        with pytest.raises(type(error)):
+            broken.run(progress=False)
+        assert not (broken.out_dir / runlock.LOCK_NAME).exists()
+
+
+def test_a_second_run_in_a_held_folder_is_refused_and_writes_nothing(tmp_path):
+    (tmp_path / runlock.LOCK_NAME).write_text(
+        json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": "then"})
+    )
+    with pytest.raises(RunLockError, match=f"in use by another run \\(pid {os.getppid()}"):
+        _setup(tmp_path, steps=2).run(progress=False)
+    assert not (tmp_path / "checkpoint.npz").exists() and not (tmp_path / "losses.json").exists()
