@@ -21,6 +21,8 @@ from . import backend
 from .config import positive_float_arg as positive_float
 from .config import positive_int_arg as positive_int
 
+EVALUATION_FILES = ("evaluation.md", "evaluation.json")  # evaluate's report and metrics
+
 
 def _spirals(args) -> int:
     from .examples import spirals
@@ -71,6 +73,7 @@ def _sample(args) -> int:
     from .video import TextToVideo
     from .world.preview import write_grid_gif
 
+    out = _output_file(args.out, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
     kwargs = {"steps": args.steps, "guidance": args.guidance, "seed": args.seed}
     if args.frames and args.frames > system.config.frames:
@@ -79,25 +82,45 @@ def _sample(args) -> int:
         clips = system.continue_clips(args.prompt, first, args.frames, context, **kwargs)
     else:
         clips = system.sample(args.prompt, **kwargs)
-    path = write_grid_gif(args.out, clips, args.prompt, title="generated")
+    path = write_grid_gif(out, clips, args.prompt, title="generated")
     print(f"wrote {path}")
     return 0
+
+
+def _output_folder(path, option: str) -> Path:
+    """``path`` as a folder to write into, created if missing, checked before any work: a file
+    there is an error naming ``option``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file; give a folder (created if missing)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _output_file(path, option: str) -> Path:
+    """``path`` as a file to write, its folder created, checked before any work: a folder
+    there is an error naming ``option``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name, e.g. clip.gif")
+    _output_folder(path.parent, f"the folder of {option}")
+    return path
 
 
 def _evaluate(args) -> int:
     from . import pipeline
     from .video import TextToVideo
 
+    out = _output_folder(args.out or Path(args.ckpt).parent, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
     untrained = TextToVideo(system.preset)
     results = pipeline.evaluate_system(
         system, untrained, splits=tuple(args.split or ("id", "ood")), clips_per_split=args.clips
     )
-    out = Path(args.out or Path(args.ckpt).parent)
-    path = pipeline.write_report(
-        out, results, {"preset": system.preset.name, "checkpoint": str(args.ckpt)}
-    )
+    info = {"preset": system.preset.name, "checkpoint": str(args.ckpt)}
+    path = pipeline.write_report(out, results, info, names=EVALUATION_FILES)
     print(path.read_text())
+    print(f"wrote {path} and {out / EVALUATION_FILES[1]}")
     return 0
 
 
@@ -248,13 +271,23 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--out", default="clip.gif", help="GIF to write")
     sample.set_defaults(run=_sample)
 
-    evaluate = commands.add_parser("evaluate", help="measure a checkpoint on a split")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a checkpoint on a split",
+        description="Measure a checkpoint on the in- and out-of-distribution splits and write "
+        f"{' and '.join(EVALUATION_FILES)} (the run's own report.md and metrics.json stay as "
+        "they are; a previous evaluation there is replaced).",
+    )
     evaluate.add_argument("--ckpt", required=True)
     evaluate.add_argument(
         "--split", choices=["id", "ood"], action="append", help="id and/or ood (default both)"
     )
     evaluate.add_argument("--clips", type=positive_int, default=None, help="clips per split")
-    evaluate.add_argument("--out", default=None, help="folder for report.md and metrics.json")
+    evaluate.add_argument(
+        "--out",
+        default=None,
+        help=f"folder for {' and '.join(EVALUATION_FILES)} (default: the checkpoint's folder)",
+    )
     evaluate.set_defaults(run=_evaluate)
 
     study = commands.add_parser(

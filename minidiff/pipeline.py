@@ -236,10 +236,17 @@ def _entry(entry: dict) -> str:
     return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}] ({entry['count']})"
 
 
-def write_report(out_dir, results: dict, info: dict, continuation: dict | None = None) -> Path:
-    """``metrics.json`` (everything) and ``report.md`` (the tables) in ``out_dir``."""
+def write_report(
+    out_dir,
+    results: dict,
+    info: dict,
+    continuation: dict | None = None,
+    names: tuple[str, str] = ("report.md", "metrics.json"),
+) -> Path:
+    """The tables (``names[0]``, default ``report.md``) and everything as JSON (``names[1]``,
+    default ``metrics.json``) in ``out_dir``; returns the tables' path."""
     out_dir = Path(out_dir)
-    (out_dir / "metrics.json").write_text(
+    (out_dir / names[1]).write_text(
         json.dumps({"info": info, "results": results, "continuation": continuation}, indent=2)
         + "\n"
     )
@@ -282,7 +289,7 @@ def write_report(out_dir, results: dict, info: dict, continuation: dict | None =
             cells.append(r["across"]["velocity_error"])
             lines.append(f"| {name} | " + " | ".join(_entry(c) for c in cells) + " |")
         lines.append("")
-    path = out_dir / "report.md"
+    path = out_dir / names[0]
     path.write_text("\n".join(lines))
     return path
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 import minidiff as md
-from minidiff import cli
+from minidiff import cli, pipeline
+from minidiff.video import TextToVideo
 
 
 def test_spirals_trains_and_writes_its_outputs(tmp_path, capsys):
@@ -43,24 +44,44 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
         == 0
     )
     assert gif.stat().st_size > 1000
-    assert (
-        cli.main(
-            [
-                "evaluate",
-                "--ckpt",
-                str(ckpt),
-                "--split",
-                "id",
-                "--clips",
-                "2",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    report = (tmp_path / "report.md").read_text()
+    out = tmp_path / "new" / "evaluation"  # a missing folder is created
+    assert _evaluate(ckpt, "--out", str(out)) == 0
+    report = (out / "evaluation.md").read_text()
     assert "## ID (2 scenes)" in report and "object permanence" in report
+    assert json.loads((out / "evaluation.json").read_text())["info"]["checkpoint"] == str(ckpt)
+
+
+def _evaluate(ckpt, *extra):
+    return cli.main(["evaluate", "--ckpt", str(ckpt), "--split", "id", "--clips", "2", *extra])
+
+
+def test_evaluate_leaves_the_runs_report_alone(tmp_path, capsys):
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    (run / "report.md").write_text("the demo's report")
+    (run / "metrics.json").write_text("{}")
+    assert _evaluate(run / "checkpoint.npz") == 0
+    assert (run / "report.md").read_text() == "the demo's report"
+    assert (run / "metrics.json").read_text() == "{}"
+    assert "## ID (2 scenes)" in (run / "evaluation.md").read_text()
+    assert f"wrote {run / 'evaluation.md'} and {run / 'evaluation.json'}" in capsys.readouterr().out
+
+
+def test_evaluate_and_sample_check_their_outputs_before_the_work(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    monkeypatch.setattr(pipeline, "evaluate_system", _must_not_run)
+    monkeypatch.setattr(TextToVideo, "sample", _must_not_run)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(NotADirectoryError, match=f"--out {a_file} is a file; give a folder"):
+        _evaluate(run / "checkpoint.npz", "--out", str(a_file))
+    with pytest.raises(IsADirectoryError, match=f"--out {run} is a folder; give a file name"):
+        _sample(run / "checkpoint.npz", run)
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the work started before the output was checked")
 
 
 def test_world_preview_writes_a_gif(tmp_path):
