@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,24 @@ from pathlib import Path
 from . import backend
 from .config import positive_float_arg as positive_float
 from .config import positive_int_arg as positive_int
+from .errors import DeviceError, DTypeError, NonFiniteError, RunLockError, ShapeError
+from .io import CheckpointError
 
 EVALUATION_FILES = ("evaluation.md", "evaluation.json")  # evaluate's report and metrics
+
+# what a person can cause and fix (a bad prompt, setting or path, a missing, foreign or diverged
+# checkpoint, a busy run folder): one line and exit status 2, not a traceback
+USER_ERRORS = (
+    ShapeError,
+    DTypeError,
+    DeviceError,
+    CheckpointError,
+    NonFiniteError,
+    RunLockError,
+    ValueError,
+    KeyError,
+    OSError,
+)
 
 
 def _spirals(args) -> int:
@@ -228,11 +245,45 @@ def _toy(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command in ``argv`` (default: the process's arguments); returns its exit status.
 
+    A user's error (:data:`USER_ERRORS`: a bad prompt, a missing or foreign checkpoint, a busy
+    run folder, ...) is one line ``minidiff COMMAND: error: MESSAGE`` on stderr and exit
+    status 2, as argparse does for bad options; ``--debug`` or ``MINIDIFF_DEBUG=1`` shows its
+    traceback instead.
+
     The process belongs to the command, so the command runs with glibc's malloc tuned to keep
     freed blocks for reuse (:func:`minidiff.backend.tune_host_allocator`), about a quarter
     faster per training step.
     """
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "world":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    backend.tune_host_allocator()
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        if args.debug or os.environ.get("MINIDIFF_DEBUG", "0") not in ("", "0"):
+            raise
+        print(f"minidiff {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """``error``'s message on one line (a KeyError's without the quotes ``str`` adds)."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(message).split())
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per job, each running its ``_command``."""
     parser = argparse.ArgumentParser(prog="python -m minidiff", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show an error's full traceback (also MINIDIFF_DEBUG=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     from .presets import PRESETS
 
@@ -344,13 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--quiet", action="store_true", help="no progress bars")
     toy.set_defaults(run=_toy, parser=toy)
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "world":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.rest = rest
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    backend.tune_host_allocator()
-    return args.run(args)
+    return parser
 
 
 if __name__ == "__main__":

@@ -35,13 +35,12 @@ def _state_of(value):
 def _flatten(value, arrays: dict, path: str):
     """JSON-able skeleton of ``value``; its arrays go into ``arrays`` under their path."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        arrays[path] = backend.to_numpy(value)
+        arrays[path] = _plain_array(value, path)
         return {"__array__": path}
     if isinstance(value, numpy.generic):
         return value.item()
     if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"save: {path or 'value'} has non-string keys {list(value)[:5]}")
+        _check_keys(value, path)
         return {"__dict__": {k: _flatten(v, arrays, f"{path}/{k}") for k, v in value.items()}}
     if isinstance(value, list | tuple):
         return [_flatten(v, arrays, f"{path}/{i}") for i, v in enumerate(value)]
@@ -51,6 +50,35 @@ def _flatten(value, arrays: dict, path: str):
         f"save: cannot store {path or 'value'} of type {type(value).__name__}; "
         "give arrays, numbers, strings, lists, dicts or objects with state_dict()"
     )
+
+
+def _plain_array(value, path: str) -> numpy.ndarray:
+    """``value`` as a host array that :func:`load` can read without pickle; an array of Python
+    objects is a TypeError naming it."""
+    array = backend.to_numpy(value)
+    if array.dtype.hasobject:
+        raise TypeError(
+            f"save: {path} is an array of Python objects (dtype {array.dtype}), which only "
+            "pickle could store and load does not unpickle; give a numeric, bool or string "
+            "array, or a list"
+        )
+    return array
+
+
+def _check_keys(value: dict, path: str) -> None:
+    """Keys become parts of the arrays' paths: they must be strings without "/" (which would
+    collide with a nested dict's), and the top level must not use the reserved name."""
+    where = path or "save's arguments"
+    if not all(isinstance(k, str) for k in value):
+        raise TypeError(f"save: {where} has non-string keys {list(value)[:5]}")
+    slashed = [k for k in value if "/" in k]
+    if slashed:
+        raise ValueError(
+            f"save: {where} has keys containing '/' ({', '.join(map(repr, slashed[:5]))}), "
+            "which would collide with nested dicts in the file; rename them (e.g. '/' -> '.')"
+        )
+    if not path and _META in value:
+        raise ValueError(f"save: {_META!r} is reserved for the checkpoint's own index")
 
 
 def _unflatten(skeleton, arrays):
@@ -71,6 +99,7 @@ def save(path, **objects) -> Path:
     if objects.pop("rng", False):
         objects["rng"] = backend.get_rng_state()
     arrays: dict = {}
+    _check_keys(objects, "")
     skeleton = {name: _flatten(_state_of(value), arrays, name) for name, value in objects.items()}
     meta = json.dumps({"format": FORMAT, "objects": skeleton})
     path.parent.mkdir(parents=True, exist_ok=True)

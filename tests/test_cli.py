@@ -1,12 +1,20 @@
 """The command line: every subcommand once, on tiny budgets, and its errors."""
 
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import minidiff as md
 from minidiff import cli, pipeline
 from minidiff.video import TextToVideo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_spirals_trains_and_writes_its_outputs(tmp_path, capsys):
@@ -67,17 +75,23 @@ def test_evaluate_leaves_the_runs_report_alone(tmp_path, capsys):
     assert f"wrote {run / 'evaluation.md'} and {run / 'evaluation.json'}" in capsys.readouterr().out
 
 
-def test_evaluate_and_sample_check_their_outputs_before_the_work(tmp_path, monkeypatch):
+def test_evaluate_and_sample_check_their_outputs_before_the_work(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
     monkeypatch.setattr(pipeline, "evaluate_system", _must_not_run)
     monkeypatch.setattr(TextToVideo, "sample", _must_not_run)
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    with pytest.raises(NotADirectoryError, match=f"--out {a_file} is a file; give a folder"):
-        _evaluate(run / "checkpoint.npz", "--out", str(a_file))
-    with pytest.raises(IsADirectoryError, match=f"--out {run} is a folder; give a file name"):
-        _sample(run / "checkpoint.npz", run)
+    capsys.readouterr()
+    message = _refused(
+        capsys, ["evaluate", "--ckpt", str(run / "checkpoint.npz"), "--out", str(a_file)]
+    )
+    assert (
+        message
+        == f"minidiff evaluate: error: --out {a_file} is a file; give a folder (created if missing)"
+    )
+    assert _sample(run / "checkpoint.npz", run) == 2
+    assert f"--out {run} is a folder; give a file name" in capsys.readouterr().err
 
 
 def _must_not_run(*args, **kwargs):
@@ -102,20 +116,62 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "positive integer" in capsys.readouterr().err
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
-    with pytest.raises(KeyError, match="purple"):
-        cli.main(
-            [
-                "sample",
-                "--ckpt",
-                str(run / "checkpoint.npz"),
-                "--prompt",
-                "a purple ball moves left",
-                "--steps",
-                "1",
-                "--out",
-                str(tmp_path / "x.gif"),
-            ]
-        )
+    capsys.readouterr()
+    argv = ["sample", "--ckpt", str(run / "checkpoint.npz"), "--prompt", "a purple ball moves left"]
+    message = _refused(capsys, argv + ["--steps", "1", "--out", str(tmp_path / "x.gif")])
+    assert message.startswith("minidiff sample: error: unknown word 'purple' in caption")
+    assert "Use words the vocabulary has (in Python" in message  # no flag the CLI lacks
+    long = " and ".join(["a red ball moves right"] * 10)
+    message = _refused(capsys, ["sample", "--ckpt", str(run / "checkpoint.npz"), "--prompt", long])
+    assert "shorten it to at most" in message and "(in Python" in message
+
+
+def _refused(capsys, argv) -> str:
+    """The one line that ``argv`` prints on stderr when it exits with status 2."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    missing = ["sample", "--ckpt", str(tmp_path / "none.npz"), "--prompt", "a red ball"]
+    assert (
+        _refused(capsys, missing) == f"minidiff sample: error: no checkpoint at {tmp_path}/none.npz"
+    )
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        cli.main(["--debug", *missing])
+    monkeypatch.setenv("MINIDIFF_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        cli.main(missing)
+
+
+def test_a_process_prints_one_line_and_exits_2(tmp_path):
+    argv = ["sample", "--ckpt", str(tmp_path / "none.npz"), "--prompt", "a red ball"]
+    command = [sys.executable, "-m", "minidiff"]
+    plain = subprocess.run(command + argv, cwd=ROOT, capture_output=True, text=True)
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr == f"minidiff sample: error: no checkpoint at {tmp_path}/none.npz\n"
+    debug = subprocess.run(command + ["--debug", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_busy_run_folder_and_another_models_checkpoint_say_what_to_do(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / "run.lock"
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    message = _refused(capsys, ["train", "--steps", "1", "--out", str(run)])
+    assert message.startswith(f"minidiff train: error: {run} is in use by another run (pid ")
+    assert "choose another run folder (--out)" in message
+    lock.unlink()
+    assert cli.main(["train", "--steps", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    plain = ["train", "--preset", "tiny-cpu-plain", "--steps", "1", "--out", str(run)]
+    message = _refused(capsys, plain)
+    assert "is a checkpoint of another model" in message and "(--fresh" in message
+    assert "another run folder (--out)" in message
+    assert not lock.exists()
 
 
 def _sample(ckpt, out, *extra):
@@ -126,15 +182,15 @@ def _sample(ckpt, out, *extra):
 
 
 @pytest.mark.parametrize("guidance", ["nan", "inf", "-inf"])
-def test_sampling_refuses_a_guidance_that_is_not_finite(tmp_path, guidance):
+def test_sampling_refuses_a_guidance_that_is_not_finite(tmp_path, capsys, guidance):
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
-    with pytest.raises(ValueError, match=f"guidance must be a finite number.*got {guidance}"):
-        _sample(run / "checkpoint.npz", tmp_path / "x.gif", f"--guidance={guidance}")
+    assert _sample(run / "checkpoint.npz", tmp_path / "x.gif", f"--guidance={guidance}") == 2
+    assert re.search(f"guidance must be a finite number.*got {guidance}", capsys.readouterr().err)
     assert not (tmp_path / "x.gif").exists()
 
 
-def test_sampling_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path):
+def test_sampling_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path, capsys):
     """A diverged run's weights would give black clips and exit 0."""
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
@@ -143,8 +199,8 @@ def test_sampling_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path):
         weights = state[name]["shadow"] if name.startswith("ema") else state[name]
         next(iter(weights.values()))[...] = float("nan")
     md.save(tmp_path / "diverged.npz", **state)
-    with pytest.raises(md.CheckpointError, match="weight arrays hold NaN or inf.*lower lr"):
-        _sample(tmp_path / "diverged.npz", tmp_path / "x.gif")
+    assert _sample(tmp_path / "diverged.npz", tmp_path / "x.gif") == 2
+    assert re.search("weight arrays hold NaN or inf.*lower lr", capsys.readouterr().err)
     assert not (tmp_path / "x.gif").exists()
 
 
@@ -152,5 +208,4 @@ def test_study_lists_its_variants_and_refuses_unknown_ones(capsys):
     assert cli.main(["study", "--list"]) == 0
     listed = capsys.readouterr().out
     assert "baseline" in listed and "masks-adaln" in listed
-    with pytest.raises(ValueError, match="unknown study 'nope'"):
-        cli.main(["study", "nope", "--steps", "1"])
+    assert "unknown study 'nope'" in _refused(capsys, ["study", "nope", "--steps", "1"])

@@ -115,3 +115,23 @@ def test_checkpoint_arrays_live_on_the_host(tmp_path, device):
     cpu_model = nn.Linear(3, 3).to("cpu")
     cpu_model.load_state_dict(state["model"])
     np.testing.assert_array_equal(cpu_model.weight.numpy(), model.weight.numpy())
+
+
+def test_object_arrays_are_refused_at_save_not_at_load(tmp_path):
+    path = tmp_path / "c.npz"
+    with pytest.raises(TypeError, match="save: meta/names is an array of Python objects"):
+        md.save(path, meta={"names": np.array(["a", 1], dtype=object)})
+    assert not path.exists() and not list(tmp_path.iterdir())
+    md.save(path, meta={"names": np.array(["a", "b"])})  # a string array needs no pickle
+    assert md.load(path)["meta"]["names"].tolist() == ["a", "b"]
+
+
+def test_keys_that_would_collide_are_refused(tmp_path):
+    """{"a/b": x} and {"a": {"b": y}} would both be stored as the array "state/a/b"."""
+    with pytest.raises(ValueError, match=r"save: state has keys containing '/' \('a/b'\)"):
+        md.save(tmp_path / "c.npz", state={"a/b": np.zeros(2), "a": {"b": np.ones(2)}})
+    with pytest.raises(ValueError, match="keys containing '/'"):
+        md.save(tmp_path / "c.npz", **{"x/y": 1})
+    with pytest.raises(ValueError, match="reserved"):
+        md.save(tmp_path / "c.npz", **{"__minidiff__": 1})
+    assert not list(tmp_path.iterdir())

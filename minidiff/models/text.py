@@ -67,8 +67,9 @@ class UnknownWordError(KeyError, ValueError):
         nearest = ", ".join(repr(s) for s in suggestions) if suggestions else "none close"
         super().__init__(
             f"unknown word {word!r} in caption {caption!r}; nearest words in the vocabulary: "
-            f"{nearest}. Build the tokenizer from captions that contain it, or pass "
-            "allow_unknown=True to encode it as <unk>"
+            f"{nearest}. Use words the vocabulary has (in Python, a tokenizer built from "
+            "captions that contain it, or encode(..., allow_unknown=True) to read it as <unk>, "
+            "also do)"
         )
 
     def __str__(self) -> str:
@@ -170,8 +171,9 @@ class Tokenizer:
                 if not truncate:
                     raise ValueError(
                         f"caption {caption!r} has {len(words)} words, more than "
-                        f"max_length={max_length}; shorten it, raise max_length, or pass "
-                        "truncate=True to keep the first words"
+                        f"max_length={max_length}; shorten it to at most {max_length} words "
+                        "(in Python, a larger max_length, or encode(..., truncate=True) to "
+                        "keep the first words, also do)"
                     )
                 words = words[:max_length]
             rows.append([self._word_id(word, caption, allow_unknown) for word in words])
