@@ -4,20 +4,26 @@ Everything goes into one ``.npz`` file without pickle: arrays are stored as arra
 host, so a checkpoint written on a GPU loads on a CPU), and everything else (numbers, strings,
 lists, nested dicts) as one JSON document that refers to the arrays by key. The file is written
 to a temporary name in the same folder and renamed into place, so an interrupted save never
-leaves a half-written checkpoint under the real name.
+leaves a half-written checkpoint under the real name: the previous one stays as it was. The
+temporary name holds the writer's process id (``checkpoint.npz.<pid>.<random>.tmp``); one left
+by a process that was killed before it could remove it is removed by the next :func:`save` or
+:func:`load` of the same path.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy
 
-from . import backend
+from . import backend, runlock
 
 FORMAT = "minidiff-checkpoint/1"
 _META = "__minidiff__"
@@ -103,7 +109,10 @@ def save(path, **objects) -> Path:
     skeleton = {name: _flatten(_state_of(value), arrays, name) for name, value in objects.items()}
     meta = json.dumps({"format": FORMAT, "objects": skeleton})
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(handle, "wb") as file:
             numpy.savez(file, **{_META: numpy.array(meta)}, **arrays)
@@ -116,6 +125,34 @@ def save(path, **objects) -> Path:
     return path
 
 
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary files that :func:`save` left next to ``path`` in processes of this
+    machine that are no longer running (killed between writing and renaming); returns them.
+
+    Only names of the form ``<path's name>.<pid>.<random>.tmp`` are touched, and only when
+    process ``pid`` is gone: a save under way in another process keeps its file. One that
+    cannot be removed (a read-only folder) is left.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.[^.]+\.tmp")
+    removed = []
+    for candidate in sorted(path.parent.glob(glob.escape(path.name) + ".*.tmp")):
+        match = pattern.fullmatch(candidate.name)
+        if match is None or runlock.process_running(int(match[1])):
+            continue
+        try:
+            candidate.unlink()
+        except OSError:  # removed by another process meanwhile, or not ours to remove
+            continue
+        removed.append(candidate)
+    if removed:
+        print(
+            f"removed {len(removed)} temporary files that interrupted saves of {path} left",
+            file=sys.stderr,
+        )
+    return removed
+
+
 def load(path) -> dict:
     """Read a checkpoint written by :func:`save`: a dict of the saved objects, arrays as NumPy
     arrays on the host (``load_state_dict`` moves them to each parameter's device).
@@ -126,6 +163,7 @@ def load(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    remove_stale_temporaries(path)
     try:
         with numpy.load(path, allow_pickle=False) as data:
             if _META not in data.files:

@@ -126,10 +126,12 @@ def snapshot_samples(system: TextToVideo, folder, seed: int = 0):
 
     def on_sample(trainer: Trainer, step: int) -> None:
         state = backend.get_rng_state()
-        with trainer.emas["model"].swapped(system.model):
-            with trainer.emas["conditioner"].swapped(system.encoder):
-                clips = system.sample(prompts, seed=seed, progress=False)
-        backend.set_rng_state(state)
+        try:  # an interrupt while sampling leaves the training streams as they were too
+            with trainer.emas["model"].swapped(system.model):
+                with trainer.emas["conditioner"].swapped(system.encoder):
+                    clips = system.sample(prompts, seed=seed, progress=False)
+        finally:
+            backend.set_rng_state(state)
         write_grid_gif(folder / f"step_{step:05d}.gif", clips, prompts, title=f"step {step}")
         archive = folder / "snapshots.npz"
         saved = io.load(archive) if archive.exists() else {}

@@ -87,13 +87,18 @@ def _is_stale(holder: dict | None) -> bool:
     """Whether ``holder`` is a process of this host that is no longer running."""
     if holder is None or holder.get("host") != socket.gethostname():
         return False  # still being written, foreign or from another machine: not ours to judge
+    return not process_running(int(holder["pid"]))
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (another user's counts)."""
     try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return True
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
+        return False
     except PermissionError:
         pass  # alive, another user's
-    return False
+    return True
 
 
 def _busy(lock: Path, holder: dict | None) -> RunLockError:

@@ -10,7 +10,9 @@ condition instead of their caption.
 Everything random (batches, timesteps, noise, condition dropout) comes from the seeded CPU
 generator, whose state is saved in every checkpoint with the step, the model, the optimizer, the
 EMA, the schedule and the loss history, so training stopped at step k and resumed continues
-bit for bit as if it had never stopped. Ctrl-C saves a checkpoint before leaving.
+bit for bit as if it had never stopped. Ctrl-C during :meth:`Trainer.run` stops at the end of
+the step under way (a second Ctrl-C stops at once) and saves that step boundary: a checkpoint
+never holds half a step. A save interrupted or killed leaves the previous checkpoint as it was.
 A run holds its folder (``run.lock``, :mod:`minidiff.runlock`): a second run writing there is
 refused instead of silently replacing the first one's checkpoint and losses.
 
@@ -22,8 +24,11 @@ never saved: the last good checkpoint stays as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +46,15 @@ from .errors import NonFiniteError
 
 @dataclass
 class TrainConfig:
-    """Optimization settings; unknown keys in ``from_dict`` are an error naming them."""
+    """Optimization settings; unknown keys in ``from_dict`` are an error naming them.
+
+    The learning rate follows a warmup + cosine schedule over ``steps``: lr(step) is the base
+    rate (``lr``, or the checkpoint's when resumed) times ``warmup_cosine(step, warmup_steps,
+    steps)``, whatever steps came before. A run resumed
+    with another ``steps`` (``--steps``) continues from its step on the schedule of the new
+    length, as if the run had been configured with it: a longer run decays more slowly from
+    there on (so the learning rate can jump up at the resume), a shorter one faster.
+    """
 
     steps: int = 2000
     batch_size: int = 32
@@ -147,6 +160,7 @@ class Trainer:
         self.modules = {"model": model} | ({"conditioner": conditioner} if conditioner else {})
         self.emas = {name: optim.EMA(m, config.ema_decay) for name, m in self.modules.items()}
         self.step = 0
+        self._updating = False  # True while a step's update is under way (half done if it raised)
         self.losses: list[float] = []
         self.grad_norm = None  # the last step's norm before clipping (a device scalar), if clipped
         backend.manual_seed(config.seed)
@@ -201,19 +215,42 @@ class Trainer:
         )
 
     def train_step(self) -> Tensor:
-        """One optimization step; returns the loss (a device scalar: no host sync here)."""
-        rng = backend.generator("cpu")
-        loss = self._loss(rng)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if self.config.grad_clip:
-            self.grad_norm = optim.clip_grad_norm(self.parameters, self.config.grad_clip)
+        """One optimization step; returns the loss (a device scalar: no host sync here).
+
+        What a checkpoint holds changes all at once or not at all: an exception (a
+        KeyboardInterrupt, say) while the loss and gradients are computed leaves the trainer as
+        it was before the step; one during the update (optimizer, schedule, EMA) leaves it half
+        updated, which :meth:`save` refuses to write.
+        """
+        loss = self._gradients()
+        self._update()
+        return loss
+
+    def _gradients(self) -> Tensor:
+        """The step's loss, with the (clipped) gradients in the parameters. Only the random
+        streams change state here, and an exception puts them back as they were."""
+        state = backend.get_rng_state()
+        try:
+            loss = self._loss(backend.generator("cpu"))
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.config.grad_clip:
+                self.grad_norm = optim.clip_grad_norm(self.parameters, self.config.grad_clip)
+        except BaseException:
+            backend.set_rng_state(state)
+            raise
+        return loss
+
+    def _update(self) -> None:
+        """Apply the gradients: parameters, schedule, EMA, step count; marked half done until
+        the end (an exception in between leaves ``_updating`` set)."""
+        self._updating = True
         self.optimizer.step()
         self.schedule_lr.step()
         for name, module in self.modules.items():
             self.emas[name].update(module)
         self.step += 1
-        return loss
+        self._updating = False
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, until: int | None = None, progress: bool = True) -> list[float]:
@@ -225,7 +262,17 @@ class Trainer:
 
     def _train_until(self, until: int, progress: bool) -> list[float]:
         """The loop of :meth:`run`: log, checkpoint and sample on their intervals, save at the
-        end, on Ctrl-C and never over good weights with bad ones."""
+        end, on Ctrl-C (at a step boundary) and never over good weights with bad ones. Ctrl-C
+        is deferred to the end of the step under way while it runs (:func:`_ctrl_c_deferred`).
+        """
+        with _ctrl_c_deferred() as ctrl_c:
+            losses = self._loop(until, progress, ctrl_c)
+        if ctrl_c.pressed:  # during the last save: the run is complete and saved
+            raise KeyboardInterrupt
+        return losses
+
+    def _loop(self, until: int, progress: bool, ctrl_c: _CtrlC) -> list[float]:
+        """:meth:`_train_until`'s loop, stopping at the first step boundary after ``ctrl_c``."""
         bar = tqdm(
             total=until, initial=self.step, desc="training", unit="step", disable=not progress
         )
@@ -238,7 +285,6 @@ class Trainer:
                 if self.step % self.config.log_every == 0 or self.step == until:
                     # one host sync per log interval, not per step
                     self._record(pending)
-                    pending = []
                     rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix(loss=f"{self.losses[-1]:.4f}", steps_per_s=f"{rate:.1f}")
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
@@ -249,11 +295,12 @@ class Trainer:
                     and self.step % self.config.sample_every == 0
                 ):
                     self.on_sample(self, self.step)
+                if ctrl_c.pressed:  # the step is complete: stop at its boundary
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            self._record(pending)
-            path = self.save()
+            message = self._save_interrupted(pending)
             bar.close()
-            print(f"\ninterrupted at step {self.step}: saved {path}; resume with the same command")
+            print(f"\n{message}; resume with the same command")
             raise
         except NonFiniteError:
             bar.close()
@@ -264,14 +311,28 @@ class Trainer:
         self.plot_losses()
         return self.losses
 
-    def _record(self, pending) -> None:
-        """Bring the pending (loss, gradient norm) pairs of the last steps to the host, append the
-        losses, and raise :class:`NonFiniteError` at the first step where either is not finite."""
+    def _save_interrupted(self, pending) -> str:
+        """Save the step boundary an interrupt left, recording the pending losses first; what
+        happened, to print. Interrupted half way through an update, nothing is saved (the
+        weights are neither the step's before nor after): the last checkpoint stays."""
+        path = self.checkpoint_path
+        if self._updating:
+            kept = f"{path} keeps the last checkpoint" if path.exists() else "nothing is saved"
+            return f"interrupted inside the update of step {self.step + 1}: {kept}"
+        self._record(pending)
+        return f"interrupted at step {self.step}: saved {self.save()}"
+
+    def _record(self, pending: list) -> None:
+        """Bring the pending (loss, gradient norm) pairs of the last steps to the host, move the
+        losses from ``pending`` to :attr:`losses`, and raise :class:`NonFiniteError` at the first
+        step where either is not finite. Interrupted while the numbers come to the host, it
+        changes nothing."""
         first = self.step - len(pending) + 1
-        for step, (loss, norm) in enumerate(pending, first):
-            self.losses.append(float(loss.item()))
-            norm = None if norm is None else float(norm)
-            for quantity, value in (("loss", self.losses[-1]), ("gradient norm", norm)):
+        values = [(float(loss.item()), None if n is None else float(n)) for loss, n in pending]
+        pending.clear()
+        for step, (loss, norm) in enumerate(values, first):
+            self.losses.append(loss)
+            for quantity, value in (("loss", loss), ("gradient norm", norm)):
                 if value is not None and not math.isfinite(value):
                     raise self._diverged(f"the {quantity} at step {step} is {value}")
 
@@ -297,6 +358,12 @@ class Trainer:
         """Everything needed to continue exactly, written atomically; weights that are not finite
         are a :class:`NonFiniteError` and leave the file at ``path`` as it was."""
         path = Path(path or self.checkpoint_path)
+        if self._updating:
+            raise RuntimeError(
+                f"cannot save: the update of step {self.step + 1} was interrupted half way, so "
+                "the weights are neither that step's nor the one's before; resume from the last "
+                f"checkpoint ({self.checkpoint_path}) instead"
+            )
         self._check_finite_weights(path)
         objects = {name: module for name, module in self.modules.items()}
         objects |= {f"ema_{name}": ema for name, ema in self.emas.items()}
@@ -333,7 +400,9 @@ class Trainer:
             )
 
     def resume(self, path=None) -> int:
-        """Load a checkpoint written by :meth:`save`; returns the step it continues from."""
+        """Load a checkpoint written by :meth:`save`; returns the step it continues from. With
+        another ``steps`` than the checkpoint's the learning rate follows the schedule of the new
+        length from here on (:class:`TrainConfig`), which is said."""
         state = io.load(path or self.checkpoint_path)
         for name, module in self.modules.items():
             module.load_state_dict(state[name])
@@ -342,7 +411,20 @@ class Trainer:
         self.schedule_lr.load_state_dict(state["lr_schedule"])
         backend.set_rng_state(state["rng"])
         self.step, self.losses = int(state["step"]), [float(x) for x in state["losses"]]
+        self._updating = False
+        self._say_schedule_change(state["train_config"]["steps"])
         return self.step
+
+    def _say_schedule_change(self, saved_steps: int) -> None:
+        """Print how the learning rate changes when this run's length differs from the saved."""
+        if saved_steps == self.config.steps:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        print(
+            f"the checkpoint was trained for {saved_steps} steps, this run for "
+            f"{self.config.steps}: the learning rate continues on the schedule of "
+            f"{self.config.steps} steps, {lr:.3g} at step {self.step}"
+        )
 
     def plot_losses(self) -> Path:
         """loss.png (log scale, with a running mean) and losses.json in the output folder
@@ -369,3 +451,35 @@ class Trainer:
         finite = [loss if math.isfinite(loss) else None for loss in self.losses]
         (self.out_dir / "losses.json").write_text(json.dumps(finite))
         return path
+
+
+class _CtrlC:
+    """A SIGINT handler that only records the first Ctrl-C (``pressed``) and raises
+    KeyboardInterrupt on the second, for one who does not want to wait for the step's end."""
+
+    def __init__(self):
+        self.pressed = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        with contextlib.suppress(OSError):  # no print here: it may interrupt a print
+            os.write(2, b"\nCtrl-C: stopping after this step (Ctrl-C again stops at once)\n")
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Within the block SIGINT is handled by a :class:`_CtrlC` (yielded), and the handler
+    before is put back after. Where Python cannot install one (not the main thread), the
+    yielded one is never called and Ctrl-C raises wherever it lands, as usual."""
+    ctrl_c = _CtrlC()
+    try:
+        previous = signal.signal(signal.SIGINT, ctrl_c)
+    except ValueError:  # signals are handled in the main thread only
+        yield ctrl_c
+        return
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)

@@ -1,12 +1,18 @@
 """Checkpoints: atomic, pickle-free, complete enough to resume bit for bit."""
 
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minidiff as md
 from minidiff import nn, optim
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup(seed=0):
@@ -74,6 +80,61 @@ def test_save_is_atomic_and_leaves_no_temporary(tmp_path, monkeypatch):
         md.save(path, step=2)
     monkeypatch.undo()
     assert md.load(path)["step"] == 1  # the old checkpoint survived the failed save
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]
+
+
+def _dead_pid() -> int:
+    """The id of a process of this machine that has finished."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_of_killed_saves_are_removed_at_the_next_save_or_load(tmp_path):
+    """A save killed between writing and renaming (kill -9) leaves its temporary file; the next
+    save or load of the same path removes it, and only it: not a save under way in a live
+    process, not another checkpoint's, not a name of another form."""
+    path = tmp_path / "ckpt.npz"
+    md.save(path, step=1)
+    dead, alive = _dead_pid(), os.getpid()
+    kept = [
+        f"ckpt.npz.{alive}.inflight.tmp",
+        f"other.npz.{dead}.abcdefgh.tmp",
+        "ckpt.npz.abcdefgh.tmp",
+        f"ckpt.npz.{dead}.abcdefgh.npz",
+    ]
+    for name in [f"ckpt.npz.{dead}.abcdefgh.tmp", *kept]:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    md.save(path, step=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ckpt.npz", *kept])
+    (tmp_path / f"ckpt.npz.{dead}.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+    assert md.load(path)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ckpt.npz", *kept])
+
+
+def test_a_save_killed_midway_leaves_the_old_checkpoint_and_its_leftover_goes_next_time(tmp_path):
+    """kill -9 in the middle of a save: the previous checkpoint loads as it was, and the
+    temporary file the killed process left is removed by the next load."""
+    path = tmp_path / "ckpt.npz"
+    md.save(path, step=1)
+    script = (
+        "import os, signal, sys, numpy, minidiff as md\n"
+        "def stuck(*args):\n"
+        "    print('written', flush=True)\n"
+        "    signal.pause()\n"
+        "os.replace = stuck\n"
+        "md.save(sys.argv[1], step=2, weights=numpy.zeros(1000))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "written\n"
+    (leftover,) = tmp_path.glob(f"ckpt.npz.{child.pid}.*.tmp")
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    assert leftover.exists()
+    assert md.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]
 
 

@@ -1,22 +1,32 @@
 """The training loop: it learns, it logs, an interrupted run resumes bit for bit, and a diverging
 run stops without saving over its last good checkpoint."""
 
+import functools
 import json
 import math
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minidiff as md
-from minidiff import backend, nn, parallel, runlock
+from minidiff import backend, kernels, nn, optim, parallel, runlock
+from minidiff.autograd.tensor import Tensor
+from minidiff.diffusion import losses as diffusion_losses
 from minidiff.diffusion import schedules
 from minidiff.errors import RunLockError
 from minidiff.models import UViT, UViTConfig
 from minidiff.train import TrainConfig, Trainer
 
 from .conftest import requires_gpu
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class TinyConditioner(nn.Module):
@@ -110,6 +120,197 @@ def test_interrupted_training_resumes_bit_for_bit(tmp_path):
     assert resumed.losses == straight.losses
 
 
+class _Interrupter:
+    """Wraps ``owner.name`` to count its calls; at the calls numbered in ``at`` (from 1) it
+    first interrupts, raising KeyboardInterrupt (``how="raise"``) or sending this process a
+    real SIGINT (``"signal"``) or two (``"signal twice"``), then calls the original."""
+
+    def __init__(self, monkeypatch, owner, name, at=(), how="raise"):
+        self.original, self.at, self.how, self.calls = getattr(owner, name), set(at), how, 0
+        monkeypatch.setattr(owner, name, self)
+
+    def __get__(self, instance, owner):  # wrapping a method: bind like a function
+        return self if instance is None else functools.partial(self, instance)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls in self.at:
+            if self.how == "raise":
+                raise KeyboardInterrupt
+            for _ in range(2 if self.how == "signal twice" else 1):
+                signal.raise_signal(signal.SIGINT)
+        return self.original(*args, **kwargs)
+
+
+# where in a step an interrupt lands: the function, which call of step 4 (as a fraction of
+# that step's calls: 0 is the first, 0.5 the middle one, with half the parameters updated)
+STEP_PARTS = {
+    "loss": (diffusion_losses, "diffusion_loss", 0),
+    "backward": (Tensor, "backward", 0),
+    "clip": (optim, "clip_grad_norm", 0),
+    "optimizer": (kernels, "adam_step", 0.5),
+    "ema": (optim.EMA, "update", 0.5),
+}
+STEPS, CHECKPOINT_EVERY = 6, 2
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """The uninterrupted run's parameters and losses, and how often each part of a step runs."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        counters = {
+            part: _Interrupter(monkeypatch, owner, name)
+            for part, (owner, name, _) in STEP_PARTS.items()
+        }
+        trainer = _setup(tmp_path_factory.mktemp("straight"), checkpoint_every=CHECKPOINT_EVERY)
+        trainer.run(progress=False)
+    per_step = {part: counter.calls // STEPS for part, counter in counters.items()}
+    return _params(trainer), trainer.losses, per_step
+
+
+INTERRUPTS = [
+    # (part, how, the step the checkpoint then holds)
+    *((part, "raise", 3) for part in ("loss", "backward", "clip")),  # rolled back to step 3
+    *((part, "raise", 2) for part in ("optimizer", "ema")),  # half updated: not saved
+    *((part, "signal", 4) for part in STEP_PARTS),  # Ctrl-C: step 4 is finished, saved
+    ("loss", "signal twice", 3),  # Ctrl-C twice: stopped at once, rolled back
+    ("optimizer", "signal twice", 2),  # stopped at once, half updated
+    ("save", "raise", 4),  # the save of step 4 fails, the interrupt's save succeeds
+    ("save twice", "raise", 2),  # both fail: step 2's checkpoint stays
+    ("save", "signal", 4),  # Ctrl-C while saving: the save completes
+]
+
+
+@pytest.mark.parametrize(("part", "how", "saved_step"), INTERRUPTS)
+def test_an_interrupt_anywhere_in_a_step_resumes_bit_for_bit(
+    tmp_path, monkeypatch, straight_run, part, how, saved_step
+):
+    """Interrupted inside step 4 (or inside the save after it), the run leaves a checkpoint at
+    a step boundary, never half a step, and no temporary file; resumed from it, it ends with
+    the uninterrupted run's parameters and losses, bit for bit."""
+    params, losses, per_step = straight_run
+    if part.startswith("save"):  # saves after steps 2, 4 and 6: the second is step 4's
+        owner, name, calls = np, "savez", {2, 3} if part == "save twice" else {2}
+    else:
+        owner, name, fraction = STEP_PARTS[part]
+        calls = {3 * per_step[part] + int(fraction * per_step[part]) + 1}
+    handler = signal.getsignal(signal.SIGINT)
+    interrupted = _setup(tmp_path, checkpoint_every=CHECKPOINT_EVERY)
+    _Interrupter(monkeypatch, owner, name, at=calls, how=how)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(progress=False)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+    if part in ("optimizer", "ema") and how != "signal":  # half updated: refused by hand too
+        with pytest.raises(RuntimeError, match="interrupted half way.*resume from the last"):
+            interrupted.save()
+
+    resumed = _setup(tmp_path, seed=99, checkpoint_every=CHECKPOINT_EVERY)
+    assert resumed.resume() == saved_step
+    resumed.run(progress=False)
+    for key, value in params.items():
+        np.testing.assert_array_equal(_params(resumed)[key], value, err_msg=key)
+    assert resumed.losses == losses
+
+
+def test_a_run_off_the_main_thread_leaves_sigint_alone_and_saves_a_step_boundary(
+    tmp_path, monkeypatch, straight_run
+):
+    """Python handles signals in the main thread only: a run in another thread installs no
+    handler, and an interrupt inside its loss still leaves the step before, which resumes."""
+    params, losses, per_step = straight_run
+    interrupted = _setup(tmp_path, checkpoint_every=CHECKPOINT_EVERY)
+    _Interrupter(monkeypatch, diffusion_losses, "diffusion_loss", at={3 * per_step["loss"] + 1})
+    handler, raised = signal.getsignal(signal.SIGINT), []
+
+    def run():
+        try:
+            interrupted.run(progress=False)
+        except KeyboardInterrupt as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    monkeypatch.undo()
+    assert raised and signal.getsignal(signal.SIGINT) is handler
+    resumed = _setup(tmp_path, seed=99, checkpoint_every=CHECKPOINT_EVERY)
+    assert resumed.resume() == 3
+    assert resumed.run(progress=False) == losses
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_train_command_resumes_bit_for_bit(tmp_path):
+    """A real SIGINT to ``python -m minidiff train`` a few steps in: the run saves and exits,
+    and the same command finishes with the checkpoint and losses of a run never stopped."""
+    env = {**os.environ, "MINIDIFF_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+    def train(out, **popen):
+        command = [sys.executable, "-m", "minidiff", "train", "--steps", "30", "--out", str(out)]
+        return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, **popen)
+
+    straight = train(tmp_path / "straight")
+    interrupted = train(tmp_path / "stopped", stdout=subprocess.PIPE, text=True)
+    seen = ""
+    while "training:  1" not in seen:  # tqdm at 10 % or more: a few steps in
+        seen += interrupted.stderr.read(1)
+    interrupted.send_signal(signal.SIGINT)
+    out, err = interrupted.communicate(timeout=120)
+    assert interrupted.returncode != 0 and "Ctrl-C: stopping after this step" in err, err
+    assert "interrupted at step" in out and "saved" in out, out
+    assert 0 < md.load(tmp_path / "stopped" / "checkpoint.npz")["step"] < 30
+    resumed = train(tmp_path / "stopped")
+    for process in (straight, resumed):
+        process.communicate(timeout=300)
+        assert process.returncode == 0
+    expected, got = (md.load(tmp_path / run / "checkpoint.npz") for run in ("straight", "stopped"))
+    for module in ("model", "ema_model", "conditioner", "ema_conditioner"):
+        for key, value in _flat(expected[module]).items():
+            np.testing.assert_array_equal(_flat(got[module])[key], value, err_msg=key)
+    assert expected["losses"] == got["losses"] and len(got["losses"]) == 30
+
+
+def _flat(state, prefix=""):
+    """The arrays of a nested state dict by dotted key."""
+    if not isinstance(state, dict):
+        return {prefix: state}
+    return {
+        k: v for key, value in state.items() for k, v in _flat(value, f"{prefix}.{key}").items()
+    }
+
+
+def test_a_run_resumed_with_another_length_follows_that_lengths_schedule(tmp_path, capsys):
+    """Stopped past the warm-up at step 4 of 6 and resumed for 12 steps, the learning rate of
+    every later step is the one of a run configured for 12 steps from the start; it is said."""
+
+    def learning_rates(trainer):
+        seen = []
+        trainer.on_sample = lambda trainer, step: seen.append(
+            trainer.optimizer.param_groups[0]["lr"]
+        )
+        trainer.config.sample_every = 1
+        trainer.run(progress=False)
+        return seen
+
+    long = learning_rates(_setup(tmp_path / "long", steps=12))
+    short = _setup(tmp_path / "short", steps=6)
+    short.run(until=4, progress=False)
+    capsys.readouterr()
+    resumed = _setup(tmp_path / "short", steps=12)
+    assert resumed.resume() == 4
+    assert (
+        "trained for 6 steps, this run for 12: the learning rate continues on the schedule "
+        "of 12 steps" in capsys.readouterr().out
+    )
+    assert (
+        resumed.optimizer.param_groups[0]["lr"] == long[3] == 1e-3 * optim.warmup_cosine(4, 2, 12)
+    )
+    assert long[3] != 1e-3 * optim.warmup_cosine(4, 2, 6)
+    assert learning_rates(resumed) == long[4:]
+    assert md.load(resumed.checkpoint_path)["step"] == 12
+
+
 def test_training_lowers_the_loss_and_writes_its_outputs(tmp_path):
     trainer = _setup(tmp_path, steps=120, conditioned=False)
     trainer.config.lr = 3e-3
@@ -160,7 +361,6 @@ def test_the_weights_are_checked_when_a_checkpoint_falls_between_log_intervals(t
 
 def test_a_non_finite_gradient_norm_stops_the_run(tmp_path, monkeypatch):
     """The clipped norm is checked with the loss, at the log interval's sync."""
-    from minidiff import optim
 
     monkeypatch.setattr(optim, "clip_grad_norm", lambda params, max_norm: np.float32(np.inf))
     trainer = _setup(tmp_path, steps=4, conditioned=False)
@@ -243,7 +443,6 @@ def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
     """Every array a training step of the demo system records, forward and backward, is float32:
     one float64 constant anywhere would silently double the cost of everything after it."""
     from minidiff import pipeline
-    from minidiff.autograd.tensor import Tensor
     from minidiff.presets import get_preset
 
     seen = []
