@@ -93,6 +93,12 @@ def _sample(args) -> int:
     out = _output_file(args.out, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
     kwargs = {"steps": args.steps, "guidance": args.guidance, "seed": args.seed}
+    if args.frames and args.frames < system.config.frames:
+        raise ValueError(
+            f"--frames {args.frames} is shorter than the model's clips of "
+            f"{system.config.frames} frames: leave it out, or ask for more frames (they are made "
+            "by continuation)"
+        )
     if args.frames and args.frames > system.config.frames:
         context = system.config.frames // 2
         first = system.sample(args.prompt, **kwargs)
@@ -144,7 +150,12 @@ def _evaluate(args) -> int:
 def _world(args) -> int:
     from .world import preview
 
-    return preview.main(args.rest)
+    asks_help = any(arg in ("-h", "--help") for arg in args.rest)
+    if not args.preview and not asks_help:
+        raise ValueError("world: say --preview (python -m minidiff world --help lists its options)")
+    return preview.main(
+        ["--help"] if asks_help else args.rest, prog="python -m minidiff world --preview"
+    )
 
 
 def _demo(args) -> int:
@@ -360,10 +371,7 @@ def _parser() -> argparse.ArgumentParser:
 
     world = commands.add_parser("world", help="the simulated world", add_help=False)
     world.add_argument(
-        "--preview",
-        action="store_true",
-        required=True,
-        help="write a grid GIF of clips and captions",
+        "--preview", action="store_true", help="write a grid GIF of clips and captions"
     )
     world.set_defaults(run=_world)
 

@@ -57,6 +57,11 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     report = (out / "evaluation.md").read_text()
     assert "## ID (2 scenes)" in report and "object permanence" in report
     assert json.loads((out / "evaluation.json").read_text())["info"]["checkpoint"] == str(ckpt)
+    capsys.readouterr()
+    short = ["sample", "--ckpt", str(ckpt), "--prompt", "a red ball moves right", "--frames", "4"]
+    assert cli.main([*short, "--out", str(tmp_path / "short.gif")]) == 2
+    assert "--frames 4 is shorter than the model's clips of 8 frames" in capsys.readouterr().err
+    assert not (tmp_path / "short.gif").exists()
 
 
 def _evaluate(ckpt, *extra):
@@ -98,10 +103,15 @@ def _must_not_run(*args, **kwargs):
     raise AssertionError("the work started before the output was checked")
 
 
-def test_world_preview_writes_a_gif(tmp_path):
+def test_world_preview_writes_a_gif(tmp_path, capsys):
     out = tmp_path / "world.gif"
     assert cli.main(["world", "--preview", "--out", str(out), "--n", "4"]) == 0
     assert out.stat().st_size > 1000
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["world", "--help"])
+    assert stopped.value.code == 0 and "--fps" in capsys.readouterr().out
+    assert cli.main(["world", "--n", "4"]) == 2
+    assert "say --preview" in capsys.readouterr().err
 
 
 def test_bad_input_is_a_clear_error(tmp_path, capsys):

@@ -72,9 +72,9 @@ def write_grid_gif(path, clips, captions, fps: float = 4.0, title: str = "") -> 
     return path
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m minidiff.world.preview") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m minidiff.world.preview",
+        prog=prog,
         description="Write a grid GIF of sampled clips of the ball world with their captions.",
     )
     parser.add_argument("--out", default="world_preview.gif", help="where to write the GIF")
