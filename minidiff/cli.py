@@ -159,10 +159,16 @@ def _world(args) -> int:
 
 
 def _demo(args) -> int:
+    from . import runlock
+
+    with runlock.hold(args.out):  # training, samples and report: one writer for all of them
+        return _demo_in(Path(args.out), args)
+
+
+def _demo_in(out: Path, args) -> int:
     from . import memory, parallel, pipeline
     from .video import TextToVideo
 
-    out = Path(args.out)
     preset = _preset(args)
     print(f"minidiff demo: preset {preset.name} ({preset.description}); run folder {out}\n")
     started = time.perf_counter()

@@ -174,6 +174,9 @@ def test_a_busy_run_folder_and_another_models_checkpoint_say_what_to_do(tmp_path
     message = _refused(capsys, ["train", "--steps", "1", "--out", str(run)])
     assert message.startswith(f"minidiff train: error: {run} is in use by another run (pid ")
     assert "choose another run folder (--out)" in message
+    demo = _refused(capsys, ["demo", "--out", str(run)])  # refused before any work
+    assert demo.startswith(f"minidiff demo: error: {run} is in use by another run (pid ")
+    assert sorted(p.name for p in run.iterdir()) == ["run.lock"]
     lock.unlink()
     assert cli.main(["train", "--steps", "1", "--out", str(run)]) == 0
     capsys.readouterr()
