@@ -207,7 +207,12 @@ def _study(args) -> int:
         for study in studies.STUDIES.values():
             print(f"{study.name:24s} {study.question}")
         return 0
-    if args.name:
+    if args.name and args.word_effect:
+        out = studies.add_word_effects(
+            args.name, out_root=args.out, command=studies.main_command(args.argv)
+        )
+        print((out / "report.md").read_text())
+    elif args.name:
         curve = [int(s) for s in args.curve.split(",")] if args.curve else []
         out = studies.run_study(
             args.name,
@@ -373,6 +378,11 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--ood-clips", type=positive_int, default=64, help="scenes per OOD axis")
     study.add_argument("--out", default="studies", help="results folder")
     study.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    study.add_argument(
+        "--word-effect",
+        action="store_true",
+        help="only measure the trained run's word effect and add it to its results",
+    )
     study.set_defaults(run=_study)
 
     world = commands.add_parser("world", help="the simulated world", add_help=False)

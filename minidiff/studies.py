@@ -39,12 +39,11 @@ from pathlib import Path
 import numpy
 
 from . import backend, io, parallel, runlock
-from .autograd.tensor import Tensor, no_grad
-from .diffusion import process
 from .metrics.continuation import evaluate_videos, reference_video
 from .metrics.intervals import ratio_interval
 from .metrics.prediction import evaluate_predictions
 from .metrics.video import evaluate_clips
+from .metrics.words import one_step_x0_errors, word_effect
 from .pipeline import DEMO_PROMPTS, EVAL_SEED, build_trainer
 from .presets import FRAME_MASKS, Preset, get_preset
 from .train import TrainConfig
@@ -176,6 +175,20 @@ STUDIES = {
             "the smallest failing task: one ball, four directions",
             world={"counts": [1], "motions": MOVES},
         ),
+        Study(
+            "proxy-no-min-snr",
+            "one ball, four directions, the v loss unweighted: the high noise levels, where the "
+            "layout is decided, weigh as much as the rest",
+            train={"min_snr_gamma": None},
+            world={"counts": [1], "motions": MOVES},
+        ),
+        Study(
+            "proxy-masks-adaln",
+            "one ball, four directions, with the demo's frame masks and adaLN-Zero",
+            model={"frame_conditioning": True, "adaln": True},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
     ]
 }
 
@@ -305,19 +318,24 @@ def x0_error_by_level(system: TextToVideo, scenes_, levels=LEVELS) -> dict:
     clips, captions, _ = scenes_
     data = to_signed(clips).astype(numpy.float32)
     noise = numpy.random.default_rng(EVAL_SEED).standard_normal(data.shape).astype(numpy.float32)
-    ids, mask = system.tokenize(captions)
-    device = system.encoder.device
-    data_d, noise_d = backend.to_device(data, device), backend.to_device(noise, device)
-    errors = {}
-    with no_grad():
-        tokens, token_mask = system.encoder(ids, mask)
-        for level in levels:
-            t = backend.xp_of(data_d).full(len(data), level, dtype=numpy.int64)
-            x_t = process.q_sample(system.schedule, data_d, t, noise_d)
-            prediction_ = system.model(Tensor(x_t), t, tokens, token_mask).data
-            x0, _ = process.to_x0_and_eps(system.schedule, x_t, t, prediction_, system.target)
-            errors[str(level)] = float(backend.to_numpy(((x0 - data_d) ** 2).mean()))
-    return errors
+    return {
+        str(level): float(one_step_x0_errors(system, data, captions, level, noise).mean())
+        for level in levels
+    }
+
+
+WORD_SCENES = 128  # constant-velocity ID scenes the word effect is measured on
+WORDS = ("direction", "colour")
+
+
+def word_effects(system: TextToVideo, preset: Preset, clips: int = WORD_SCENES) -> dict:
+    """The word effect (eq-word-effect) of the direction and of the colour word, at the levels
+    of the x0-error profile, on ``clips`` ID scenes of balls moving at constant velocity (the
+    scenes whose direction can be reversed)."""
+    motions = [m for m in preset.world.get("motions") or MOVES if m in MOVES]
+    world = {**preset.world, "motions": motions}
+    specs = make_dataset(clips, "id", preset.frames, preset.size, seed=EVAL_SEED, **world)[2]
+    return {word: word_effect(system, specs, word, LEVELS, seed=EVAL_SEED) for word in WORDS}
 
 
 # --- the runner -----------------------------------------------------------------------------------
@@ -451,6 +469,31 @@ def run_study(
     return out
 
 
+def add_word_effects(name: str, out_root="studies", runs_root="runs/studies", command=None) -> Path:
+    """Measure the word effects (:func:`word_effects`) of study ``name``'s trained EMA weights
+    and add them, with the ``command``, to its ``result.json`` and ``report.md``: for a study
+    measured before the word effect was part of :func:`evaluate_study`."""
+    out, checkpoint = Path(out_root) / name, Path(runs_root) / name / "checkpoint.npz"
+    path = out / "result.json"
+    if not path.exists() or not checkpoint.exists():
+        missing = path if not path.exists() else checkpoint
+        raise FileNotFoundError(
+            f"{missing} does not exist: run `python -m minidiff study {name}` first"
+        )
+    result = json.loads(path.read_text())
+    system = TextToVideo.from_checkpoint(checkpoint)
+    if system.preset.train.get("steps") != result["steps"]:
+        raise ValueError(
+            f"{checkpoint} holds {system.preset.train.get('steps')} steps but {path} measured "
+            f"{result['steps']}: the run is not the one the results describe"
+        )
+    result["word_effect"] = word_effects(system, system.preset)
+    result["word_effect_command"] = command or f"python -m minidiff study {name} --word-effect"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    (out / "report.md").write_text(report(result))
+    return out
+
+
 def ship_weights(system: TextToVideo, trainer, out: Path, command: str) -> Path:
     """``out/weights.npz``: the system with its EMA weights (:meth:`TextToVideo.save_weights`,
     a few MB), and ``out/training_log.json``: the command, the seed and the loss of every
@@ -505,6 +548,7 @@ def evaluate_study(
         "prediction": {"given": GIVEN, "best": best, "splits": predict, "ood_over_id": ratios},
         "continuation": {"frames": VIDEO_FRAMES, "context": CONTEXT, "sources": cont},
         "x0_error_by_level": x0_error_by_level(system, scenes(preset, "id", 64)),
+        "word_effect": word_effects(system, preset),
     }
 
 
@@ -644,7 +688,31 @@ def report(result: dict) -> str:
     lines.append("| " + " | ".join(result["x0_error_by_level"]) + " |")
     lines.append("|" + "---|" * len(result["x0_error_by_level"]))
     lines.append("| " + " | ".join(f"{v:.4f}" for v in result["x0_error_by_level"].values()) + " |")
+    if result.get("word_effect"):
+        lines += ["", *word_effect_table(result["word_effect"])]
     return "\n".join(lines) + "\n"
+
+
+def word_effect_table(effects: dict) -> list[str]:
+    """Markdown lines of the word effects (eq-word-effect) of a study, by noise level."""
+    words = list(effects)
+    first = effects[words[0]]
+    lines = [
+        f"## Word effect: x0 error added by the wrong word ({first['clips']} ID scenes)",
+        "",
+        "| noise level | " + " | ".join(f"{w} effect (relative)" for w in words) + " |",
+        "|---|" + "---|" * len(words),
+    ]
+    for level in first["levels"]:
+        cells = [
+            f"{cell(effects[w]['levels'][level]['effect'], 5)} "
+            f"({effects[w]['levels'][level]['relative']:+.1%})"
+            for w in words
+        ]
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
+    gaps = " | ".join(cell(effects[w]["data_gap"], 4) for w in words)
+    lines.append(f"| data gap | {gaps} |")
+    return lines
 
 
 def table(out_root="studies") -> Path:

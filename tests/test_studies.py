@@ -61,6 +61,33 @@ def test_a_study_writes_its_curve_rates_intervals_and_command(tmp_path):
     assert len(log["losses"]) == 4 and log["command"] == result["command"]
     text = studies.table(tmp_path / "results").read_text()
     assert "[masked](masked/report.md)" in text
+    effects = result["word_effect"]
+    assert set(effects) == set(studies.WORDS) and effects["direction"]["clips"] == 128
+    assert list(effects["colour"]["levels"]) == [str(t) for t in studies.LEVELS]
+    assert "## Word effect" in (out / "report.md").read_text()
+
+
+def test_the_word_effect_measured_later_is_the_one_measured_at_the_end(tmp_path):
+    """A study measured before the word effect existed gets it from its run's checkpoint: the
+    same EMA weights, so the same numbers as the end of training measures."""
+    out = studies.run_study(
+        _tiny_study(),
+        tmp_path / "results",
+        tmp_path / "runs",
+        id_clips=4,
+        ood_clips=2,
+        videos=2,
+        progress=False,
+    )
+    path = out / "result.json"
+    result = json.loads(path.read_text())
+    measured = result.pop("word_effect")
+    path.write_text(json.dumps(result))
+    studies.add_word_effects("tiny", tmp_path / "results", tmp_path / "runs", command="again")
+    later = json.loads(path.read_text())
+    assert later["word_effect"] == measured and later["word_effect_command"] == "again"
+    with pytest.raises(FileNotFoundError, match="run `python -m minidiff study other` first"):
+        studies.add_word_effects("other", tmp_path / "results", tmp_path / "runs")
 
 
 def test_unknown_studies_are_named():

@@ -1,0 +1,98 @@
+"""The word effect (eq-word-effect): how much worse a network's one-step x0 estimate gets when
+one word of the caption is changed, and the counterfactual scenes it is read against."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minidiff.metrics.words import (
+    one_step_x0_errors,
+    opposite_direction,
+    other_colours,
+    word_effect,
+)
+from minidiff.presets import get_preset
+from minidiff.video import TextToVideo
+from minidiff.world import make_dataset, to_signed
+from minidiff.world.captions import MOTIONS
+
+MOVES = [m for m in MOTIONS if m.startswith("moves")]
+
+
+def _scenes(seed, n=3, motions=MOVES):
+    return make_dataset(n, "id", 8, 16, seed=seed, motions=motions)[2]
+
+
+@given(seed=st.integers(0, 10_000))
+def test_the_opposite_direction_is_the_clip_run_backwards(seed):
+    """A ball at constant velocity run backwards is the ball of the opposite direction started
+    where the first ended: the two renders agree frame for frame, reversed."""
+    for spec in _scenes(seed):
+        opposite = opposite_direction(spec, 8, 16)
+        np.testing.assert_allclose(opposite.render(8, 16), spec.render(8, 16)[::-1], atol=1e-5)
+        kept = [w for w in spec.caption.split() if w not in ("left", "right", "up", "down")]
+        assert [w for w in opposite.caption.split() if w in kept] == kept
+        assert opposite.caption != spec.caption
+
+
+@given(seed=st.integers(0, 10_000))
+def test_other_colours_change_only_the_colour_words(seed):
+    for spec in _scenes(seed, motions=None):
+        changed = other_colours(spec, 8, 16)
+        assert len(set(changed.colours)) == spec.count
+        assert all(a != b for a, b in zip(changed.colours, spec.colours))
+        assert changed.positions == spec.positions and changed.motion == spec.motion
+
+
+def test_only_constant_velocity_scenes_run_backwards():
+    spec = _scenes(0, n=1, motions=["falls and bounces"])[0]
+    with pytest.raises(ValueError, match="falls and bounces"):
+        opposite_direction(spec, 8, 16)
+
+
+@pytest.fixture(scope="module")
+def system():
+    base = get_preset("tiny-cpu")
+    preset = base.with_overrides(
+        model={**base.model, "dim": 32, "depth": 1, "heads": 2},
+        text={**base.text, "dim": 16, "heads": 2},
+    )
+    return TextToVideo(preset)
+
+
+def test_eq_word_effect_is_the_error_difference_under_the_two_captions(system):
+    specs = _scenes(5, n=6)
+    result = word_effect(system, specs, "direction", levels=[500, 900], seed=2)
+    data = to_signed(np.stack([s.render(8, 16) for s in specs])).astype(np.float32)
+    noise = np.random.default_rng(2).standard_normal(data.shape).astype(np.float32)
+    changed = [opposite_direction(s, 8, 16).caption for s in specs]
+    for level in (500, 900):
+        true = one_step_x0_errors(system, data, [s.caption for s in specs], level, noise)
+        wrong = one_step_x0_errors(system, data, changed, level, noise)
+        entry = result["levels"][str(level)]
+        assert entry["effect"]["mean"] == pytest.approx((wrong - true).mean(), rel=1e-9)
+        assert entry["relative"] == pytest.approx((wrong - true).mean() / true.mean(), rel=1e-9)
+        assert entry["effect"]["low"] <= entry["effect"]["mean"] <= entry["effect"]["high"]
+    reversed_gap = ((data[:, ::-1] - data) ** 2).reshape(len(data), -1).mean(axis=1)
+    assert result["data_gap"]["mean"] == pytest.approx(reversed_gap.mean(), rel=1e-4)
+    assert result["data_gap"]["mean"] > 0
+
+
+def test_a_network_blind_to_the_caption_has_no_word_effect(system, monkeypatch):
+    """Every caption tokenized as the same one: both passes see identical inputs, so the
+    effect is exactly zero though the data gap is not."""
+    fixed = system.tokenize(["a red ball moves left"])
+    monkeypatch.setattr(
+        system, "tokenize", lambda captions: tuple(np.repeat(a, len(captions), 0) for a in fixed)
+    )
+    result = word_effect(system, _scenes(1, n=4), "colour", levels=[700])
+    assert result["levels"]["700"]["effect"]["mean"] == 0.0
+    assert result["data_gap"]["mean"] > 0
+
+
+def test_word_effect_refuses_an_unknown_word_or_no_scenes(system):
+    with pytest.raises(ValueError, match="'size'"):
+        word_effect(system, _scenes(0), "size", levels=[500])
+    with pytest.raises(ValueError, match="at least one scene"):
+        word_effect(system, [], "colour", levels=[500])
