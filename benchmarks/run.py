@@ -219,7 +219,7 @@ def kernel_table(threads: int) -> None:
         "",
         "plain: the formula as NumPy expressions, one temporary array per operation "
         "(`kernels.plain_*`); fused: in-place ufuncs over cache-sized blocks, the blocks shared "
-        "among the threads (`minidiff/kernels.py`). Speed-up: plain ms / fused ms.",
+        "among the threads (`minidiff/kernels/cpu.py`). Speed-up: plain ms / fused ms.",
     ]
     _write("cpu_kernels.md", lines)
 

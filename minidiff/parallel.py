@@ -2,7 +2,7 @@
 
 NumPy releases Python's global interpreter lock inside ufunc loops and BLAS calls, so Python
 threads can compute pieces of one operation at the same time: the rows of a matrix product, the
-batch entries of a batched product, the blocks of a fused kernel (``kernels.py``). This is the
+batch entries of a batched product, the blocks of a fused kernel (``kernels/cpu.py``). This is the
 "intra-op" parallelism PyTorch gets from OpenMP. It pays for the small matrices of the demo
 model, where a multi-threaded BLAS spends much of each call starting and synchronizing its own
 threads (book chapter 15).

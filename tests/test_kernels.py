@@ -1,4 +1,4 @@
-"""The fused kernels (``minidiff/kernels.py``) against their plain formulas, on the device under
+"""The fused kernels (``minidiff/kernels/``) against their plain formulas, on the device under
 test: NumPy blocks and threads on the CPU, CUDA kernels under ``make test-gpu``.
 
 Each kernel is run three ways on the CPU: whole arrays in one block, tiny blocks (so that every
@@ -30,14 +30,14 @@ TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12
 @contextlib.contextmanager
 def layout(block, threads):
     """Kernels cut arrays into blocks of ``block`` elements and share them among ``threads``."""
-    saved = kernels.BLOCK, parallel.MIN_WORK
+    saved = kernels.cpu.BLOCK, parallel.MIN_WORK
     previous = parallel.set_threads(threads)
     if block is not None:
-        kernels.BLOCK, parallel.MIN_WORK = block, 1
+        kernels.cpu.BLOCK, parallel.MIN_WORK = block, 1
     try:
         yield
     finally:
-        kernels.BLOCK, parallel.MIN_WORK = saved
+        kernels.cpu.BLOCK, parallel.MIN_WORK = saved
         parallel.set_threads(previous)
 
 

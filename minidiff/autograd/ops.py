@@ -16,6 +16,7 @@ import numpy
 
 from .. import backend, kernels, parallel
 from ..errors import ShapeError
+from ..kernels.plain import stable_shift
 from .tensor import Tensor, coerce
 
 # ============================================================================================
@@ -40,18 +41,6 @@ def sum_to(grad, shape: tuple):
 
 def _tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _stable_shift(x, axes: tuple):
-    """max of ``x`` over ``axes`` (kept as size 1), 0 where it is not finite or the axes are empty.
-
-    Subtracting it before ``exp`` keeps every exponent <= 0, so nothing overflows.
-    """
-    xp = backend.xp_of(x)
-    if any(x.shape[a] == 0 for a in axes):
-        return xp.zeros(tuple(1 if i in axes else n for i, n in enumerate(x.shape)), dtype=x.dtype)
-    shift = xp.max(x, axis=axes, keepdims=True)
-    return xp.where(xp.isfinite(shift), shift, 0).astype(x.dtype, copy=False)
 
 
 def _broadcast_shape(op: str, *shapes) -> tuple:
@@ -325,8 +314,10 @@ def relu(x) -> Tensor:
 def gelu(x, approximate: str = "tanh") -> Tensor:
     """GELU(x) = x Phi(x), Phi the standard normal CDF.
 
-    ``approximate="tanh"`` (GPT-2's form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
-    d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    ``approximate="tanh"`` (GPT-2's form, eq-gelu-tanh): 0.5 x (1 + tanh(u)), u = c (x + a x^3),
+    d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) c (1 + 3 a x^2), with the constants c and a
+    of ``minidiff/kernels/plain.py``; computed by the fused kernels ``kernels.gelu_tanh`` and
+    ``kernels.gelu_tanh_grad``.
     ``approximate="none"``: exact, with d/dx = Phi(x) + x phi(x).
     """
     x = _floating(x)
@@ -525,7 +516,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     x = _floating(x)
     axes = _axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
-    shift = _stable_shift(x.data, axes)
+    shift = stable_shift(x.data, axes)
     exps = xp.exp(x.data - shift)
     total = exps.sum(axis=axes, keepdims=True)
     kept = xp.log(total) + shift
@@ -579,7 +570,7 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     xp = backend.xp_of(x.data)
     (ax,) = _axes(axis, x.ndim)
     _check_nonempty(x, (ax,), "log_softmax")
-    shifted = x.data - _stable_shift(x.data, (ax,))
+    shifted = x.data - stable_shift(x.data, (ax,))
     out = shifted - xp.log(xp.exp(shifted).sum(axis=ax, keepdims=True))
 
     def backward(g):
