@@ -234,7 +234,7 @@ class UViT(nn.Module):
     def grouped_attention(self, attn: MultiHeadAttention, x, key_mask, rope, index: int):
         """Factorized attention: even blocks group the patch tokens by frame, odd ones by (i, j);
         a patch token attends to the extra tokens and its group, an extra token to every token.
-        Q, K, V once per token (as ``UViT._grouped_attention`` in minidiff)."""
+        Q, K, V once per token (as ``nn.FactorizedAttention`` in minidiff)."""
         b, n, d = x.shape
         e, heads = self.extra, attn.heads
         frames, rows, columns = self.grid

@@ -6,8 +6,9 @@ Reading order of the forward pass (book chapter 9):
    each, in (t, i, j) order (time slowest); a Linear embeds each token in ``dim``.
 2. Positions: fixed sincos over (t, i, j) or learned vectors are added to the patch tokens, or a
    3-D rotary encoding rotates queries and keys inside attention (``pos_encoding``).
-3. The diffusion time (sinusoidal embedding -> MLP) and the text features (Linear) become extra
-   tokens in front of the patches: U-ViT treats every input as a token.
+3. The diffusion time (``TimeEmbedding``: sinusoidal features -> MLP) and the text features
+   (Linear) become extra tokens in front of the patches: U-ViT treats every input as a token;
+   ``key_mask`` hides the caption's padding from every query.
 4. depth // 2 "in" blocks, one middle block, depth // 2 "out" blocks; the output of in-block k
    is concatenated to the input of out-block depth//2 - 1 - k and mixed back to ``dim`` by a
    Linear (long skips, last in first out).
@@ -17,16 +18,18 @@ Reading order of the forward pass (book chapter 9):
 ``attention="joint"`` lets every token attend to every other (cost grows with (F H W)^2);
 ``"factorized"`` alternates spatial blocks (a patch token attends to the tokens of its frame)
 and temporal blocks (to the tokens at its (i, j) in every frame); the extra tokens join every
-group as keys and values, and attend to all tokens themselves. Positions are a fraction of a
-pixel's worth of information in a small grid: ``pos_max_period`` sets the longest wavelength of
-the sincos and rotary encodings (10000 in the Transformer; a few grid lengths suits a 4 x 4 x 8
-grid). An image is a one-frame video, so images and videos train the same network.
+group as keys and values, and attend to all tokens themselves (``nn.FactorizedAttention``).
+Positions are a fraction of a pixel's worth of information in a small grid: ``pos_max_period``
+sets the longest wavelength of the sincos and rotary encodings (10000 in the Transformer; a few
+grid lengths suits a 4 x 4 x 8 grid). An image is a one-frame video, so images and videos train
+the same network.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy
 
@@ -37,8 +40,8 @@ from ..autograd.tensor import Tensor
 from ..errors import ShapeError
 from ..nn import Conv2d, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock, init
 from ..nn import functional as F
-from ..nn.attention import scaled_dot_product_attention
-from ..nn.encodings import apply_rope, rope_3d, sincos_3d, timestep_embedding
+from ..nn.attention import FactorizedAttention, MultiHeadAttention
+from ..nn.encodings import rope_3d, sincos_3d, timestep_embedding
 
 POS_ENCODINGS = ("sincos3d", "learned", "rope3d", "rope3d+sincos3d")
 ATTENTIONS = ("joint", "factorized")
@@ -177,6 +180,34 @@ class UViTConfig:
 # --- the network ----------------------------------------------------------------------------------
 
 
+class TimeEmbedding(ModuleList):
+    """The diffusion time as a vector of width ``dim``: its sinusoidal features
+    (eq-timestep-embedding) through a two-layer MLP,
+
+        tau(t) = W_2 SiLU(W_1 emb(t) + b_1) + b_2,    W_1: dim -> 4 dim,  W_2: 4 dim -> dim.
+    """
+
+    # A ModuleList rather than two named attributes: the Linears stay "0" and "1", the names
+    # they have in every saved checkpoint (time_embed.0.weight, ...).
+    def __init__(self, dim: int, dtype=None, device=None):
+        super().__init__(
+            [
+                Linear(dim, 4 * dim, dtype=dtype, device=device),
+                Linear(4 * dim, dim, dtype=dtype, device=device),
+            ]
+        )
+        self.dim = dim
+
+    def forward(self, t) -> Tensor:
+        """t: times of any shape S (an array) -> (*S, dim)."""
+        first, second = self
+        features = timestep_embedding(t, self.dim, dtype=first.weight.dtype)
+        return second(F.silu(first(features.to(first.weight.device))))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
 class UViT(Module):
     """Predicts eps (or x0, or v) for a noisy clip x_t at time t, given optional text tokens."""
 
@@ -185,9 +216,7 @@ class UViT(Module):
         self.config = c = config
         kw = {"dtype": dtype, "device": device}
         self.patch_embed = Linear(c.patch_dim, c.dim, **kw)
-        self.time_embed = ModuleList(
-            [Linear(c.dim, 4 * c.dim, **kw), Linear(4 * c.dim, c.dim, **kw)]
-        )
+        self.time_embed = TimeEmbedding(c.dim, **kw)
         self.text_embed = Linear(c.text_dim, c.dim, **kw) if c.text_dim else None
         self.extra_pos = init.trunc_normal_(
             Parameter(
@@ -216,13 +245,20 @@ class UViT(Module):
                     device=device,
                 ),
             )
+
+        def block(index: int) -> TransformerBlock:
+            attention = MultiHeadAttention
+            if c.attention == "factorized":  # even blocks within a frame, odd ones along time
+                kind = "spatial" if index % 2 == 0 else "temporal"
+                attention = partial(FactorizedAttention, grid=c.grid, kind=kind)
+            return TransformerBlock(
+                c.dim, c.heads, c.mlp_ratio, modulated=c.adaln, attention=attention, **kw
+            )
+
         half = c.depth // 2
-        block = lambda: TransformerBlock(  # noqa: E731
-            c.dim, c.heads, c.mlp_ratio, modulated=c.adaln, **kw
-        )
-        self.in_blocks = ModuleList([block() for _ in range(half)])
-        self.mid_block = block()
-        self.out_blocks = ModuleList([block() for _ in range(half)])
+        self.in_blocks = ModuleList([block(index) for index in range(half)])
+        self.mid_block = block(half)
+        self.out_blocks = ModuleList([block(half + 1 + index) for index in range(half)])
         self.skips = ModuleList([Linear(2 * c.dim, c.dim, **kw) for _ in range(half)])
         self.norm = LayerNorm(c.dim, **kw)
         self.head = Linear(c.dim, c.patch_dim, **kw)
@@ -248,9 +284,8 @@ class UViT(Module):
 
     # --- positions ------------------------------------------------------------------------------
     def _rope(self, dtype, device):
-        """(cos, sin) for every token, extra tokens first with angle 0 (no rotation). The same
-        table serves factorized attention: rotations see only differences of positions, and
-        within a group those are the group's own (frame, or row and column)."""
+        """(cos, sin) for every token, extra tokens first with angle 0 (no rotation); joint and
+        factorized attention use the same table."""
         key = (numpy.dtype(dtype).str, device)
         if key not in self._rope_cache:
             c = self.config
@@ -271,77 +306,22 @@ class UViT(Module):
             )
         return self._rope_cache[key]
 
-    # --- attention over the token sequence ------------------------------------------------------
-    def _run_block(
-        self, block: TransformerBlock, tokens: Tensor, key_mask, index: int, condition
-    ) -> Tensor:
-        """One block, recomputed in backward instead of stored if ``checkpoint_blocks``."""
-        if self.config.checkpoint_blocks:
-            if condition is None:
-                return checkpoint(lambda x: self._block(block, x, key_mask, index, None), tokens)
-            return checkpoint(
-                lambda x, cond: self._block(block, x, key_mask, index, cond), tokens, condition
-            )
-        return self._block(block, tokens, key_mask, index, condition)
-
-    def _block(
-        self, block: TransformerBlock, tokens: Tensor, key_mask, index: int, condition=None
-    ) -> Tensor:
-        """One block over [extra tokens, patch tokens], joint or factorized; ``condition`` is
-        the adaLN vector of a modulated network."""
+    # --- conditions ----------------------------------------------------------------------------
+    def key_mask(self, text_mask, batch: int):
+        """(B, 1, 1, E + N) bool, True on the keys that every query may attend to: the time
+        token, the caption's real words (``text_mask`` (B, L), True on real tokens) and every
+        patch; it broadcasts against the scores (B, heads, queries, keys). None, hiding
+        nothing, without a text mask or for an unconditional network."""
         c = self.config
-        rotary = c.pos_encoding.startswith("rope3d")
-        rope = self._rope(tokens.dtype, tokens.device) if rotary else None
-        if c.attention == "joint":
-            return block(tokens, mask=key_mask, rope=rope, condition=condition)
-
-        def grouped(h, mask, rope):
-            return self._grouped_attention(block.attn, h, mask, rope, index)
-
-        return block(tokens, mask=key_mask, rope=rope, attention=grouped, condition=condition)
-
-    def _grouped_attention(self, attn, x: Tensor, key_mask, rope, index: int) -> Tensor:
-        """Factorized self-attention (eq-attention-cost) with ``attn``'s weights.
-
-        Even-numbered blocks group the patch tokens by frame (spatial), odd ones by position
-        (i, j) (temporal). A patch token attends to the extra tokens and the members of its
-        group; the extra tokens attend to every token, as in joint attention. Q, K and V are
-        computed once per token and the MLP runs once per token, so the saving over joint
-        attention is the score matrix: N (E + L) pairs for groups of L instead of (E + N)^2.
-        """
-        c = self.config
-        b, n, d = x.shape
-        e, heads = c.num_extra_tokens, c.heads
-        frames, rows, columns = c.grid
-        qkv = attn.qkv(x).reshape(b, n, 3, heads, d // heads).transpose(2, 0, 3, 1, 4)
-        q, k, v = (part.squeeze(0) for part in ops.split(qkv, 3, axis=0))  # (B, H, n, Dh)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        extra_out = scaled_dot_product_attention(q[:, :, :e], k, v, key_mask)
-
-        spatial = index % 2 == 0
-
-        def grouped(t: Tensor) -> Tensor:  # (B, H, N, Dh) -> (B, H, groups, length, Dh)
-            g = t[:, :, e:].reshape(b, heads, frames, rows * columns, d // heads)
-            return g if spatial else g.swapaxes(2, 3)
-
-        groups = frames if spatial else rows * columns
-        length = (n - e) // groups
-
-        def with_extra(t: Tensor) -> Tensor:  # the extra tokens' keys or values join each group
-            shared = t[:, :, :e].unsqueeze(2).broadcast_to(b, heads, groups, e, d // heads)
-            return ops.concatenate([shared, grouped(t)], axis=3)
-
-        mask = None
-        if key_mask is not None:
-            xp = backend.xp_of(key_mask)
-            patches = xp.ones((b, 1, 1, length), dtype=bool)
-            mask = xp.concatenate([key_mask[..., :e], patches], axis=-1)[:, :, None]
-        out = scaled_dot_product_attention(grouped(q), with_extra(k), with_extra(v), mask)
-        if not spatial:
-            out = out.swapaxes(2, 3)
-        out = ops.concatenate([extra_out, out.reshape(b, heads, n - e, d // heads)], axis=2)
-        return attn.proj(out.swapaxes(1, 2).reshape(b, n, d))
+        if not c.text_dim or text_mask is None:
+            return None
+        xp = backend.xp_of(self.extra_pos.data)
+        text_mask = xp.asarray(
+            text_mask.data if isinstance(text_mask, Tensor) else text_mask, dtype=bool
+        )
+        time = xp.ones((batch, 1), dtype=bool)
+        patches = xp.ones((batch, c.num_patches), dtype=bool)
+        return xp.concatenate([time, text_mask, patches], axis=1)[:, None, None, :]
 
     def _time(self, t, batch: int, like: Tensor) -> Tensor:
         """The embedded noise level: (B, dim) for one level per clip, (B, F, dim) with
@@ -362,8 +342,7 @@ class UViT(Module):
                 f"t of shape {shape}, expected ({batch},); one level per frame needs a network "
                 "built with frame_times=True"
             )
-        time = timestep_embedding(data, c.dim, dtype=like.dtype).to(like.device)
-        return self.time_embed[1](F.silu(self.time_embed[0](time)))
+        return self.time_embed(data)
 
     def _per_token(self, per_frame: Tensor, batch: int) -> Tensor:
         """(B, F, dim) per-frame vectors spread to the patch tokens (B, N, dim) of their frames
@@ -390,6 +369,15 @@ class UViT(Module):
         return Tensor(per_token[:, :, None], dtype=dtype)
 
     # --- forward --------------------------------------------------------------------------------
+    def _run_block(self, block: TransformerBlock, tokens: Tensor, key_mask, rope, condition):
+        """One block, recomputed in backward instead of stored if ``checkpoint_blocks``;
+        ``condition`` is the adaLN vector of a modulated network (or None)."""
+        if not self.config.checkpoint_blocks:
+            return block(tokens, key_mask, rope, condition)
+        if condition is None:
+            return checkpoint(lambda x: block(x, key_mask, rope), tokens)
+        return checkpoint(lambda x, cond: block(x, key_mask, rope, cond), tokens, condition)
+
     def forward(self, x, t, text=None, text_mask=None, known=None) -> Tensor:
         """x: (B, F, C, H, W), or (B, C, H, W) in image mode; t: (B,) timesteps (ints, or floats
         for flow matching, already scaled), or (B, F) one per frame with ``frame_times`` (each
@@ -418,7 +406,6 @@ class UViT(Module):
             tokens = tokens + self._per_token(time, b)
             time = time.mean(axis=1)
         extra = [time.unsqueeze(1)]
-        key_mask = None
         if c.text_dim:
             if text is None:
                 raise ValueError("this UViT is text-conditioned: pass text (B, L, text_dim)")
@@ -427,14 +414,7 @@ class UViT(Module):
                     f"text of shape {text.shape}, expected (B, {c.text_length}, {c.text_dim})"
                 )
             extra.append(self.text_embed(text))
-            if text_mask is not None:
-                xp = backend.xp_of(tokens.data)
-                text_mask = xp.asarray(
-                    text_mask.data if isinstance(text_mask, Tensor) else text_mask, dtype=bool
-                )
-                always = xp.ones((b, 1), dtype=bool)
-                patches = xp.ones((b, c.num_patches), dtype=bool)
-                key_mask = xp.concatenate([always, text_mask, patches], axis=1)[:, None, None, :]
+        key_mask = self.key_mask(text_mask, b)
         condition = None
         if c.adaln:
             condition = time
@@ -442,17 +422,18 @@ class UViT(Module):
                 condition = condition + self.text_pool(_masked_mean(text, text_mask))
         extra = ops.concatenate(extra, axis=1) + self.extra_pos
         tokens = ops.concatenate([extra, tokens], axis=1)
+        rope = None
+        if c.pos_encoding.startswith("rope3d"):
+            rope = self._rope(tokens.dtype, tokens.device)
 
         skips = []
-        for index, block in enumerate(self.in_blocks):
-            tokens = self._run_block(block, tokens, key_mask, index, condition)
+        for block in self.in_blocks:
+            tokens = self._run_block(block, tokens, key_mask, rope, condition)
             skips.append(tokens)
-        tokens = self._run_block(self.mid_block, tokens, key_mask, len(self.in_blocks), condition)
-        for index, (block, skip) in enumerate(zip(self.out_blocks, self.skips)):
+        tokens = self._run_block(self.mid_block, tokens, key_mask, rope, condition)
+        for block, skip in zip(self.out_blocks, self.skips):
             tokens = skip(ops.concatenate([tokens, skips.pop()], axis=-1))
-            tokens = self._run_block(
-                block, tokens, key_mask, len(self.in_blocks) + 1 + index, condition
-            )
+            tokens = self._run_block(block, tokens, key_mask, rope, condition)
 
         patches = self.norm(tokens[:, c.num_extra_tokens :])
         if condition is not None:
@@ -480,7 +461,8 @@ def _masked_mean(features: Tensor, mask) -> Tensor:
     if mask is None:
         return features.mean(axis=1)
     xp = backend.xp_of(features.data)
-    weights = xp.asarray(mask, dtype=features.dtype)
+    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    weights = mask.astype(features.dtype)
     weights = weights / xp.maximum(weights.sum(axis=1, keepdims=True), 1.0)
     return (features * Tensor(weights[:, :, None], dtype=features.dtype)).sum(axis=1)
 

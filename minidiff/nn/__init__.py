@@ -1,7 +1,12 @@
 """Layers built on the autograd engine, shaped like PyTorch's ``torch.nn``."""
 
 from . import encodings, functional, init
-from .attention import MultiHeadAttention, TransformerBlock, scaled_dot_product_attention
+from .attention import (
+    FactorizedAttention,
+    MultiHeadAttention,
+    TransformerBlock,
+    scaled_dot_product_attention,
+)
 from .layers import (
     MLP,
     Conv2d,

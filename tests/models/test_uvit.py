@@ -212,10 +212,11 @@ def test_factorized_attention_with_a_temporal_block_links_one_position_across_fr
     model = UViT(config, dtype=np.float64)
     tokens = md.randn(1, 1 + config.num_patches, config.dim, dtype=np.float64)
     block = model.mid_block  # index 1: temporal
-    out = model._block(block, tokens, None, 1).numpy()
+    assert block.attn.kind == "temporal"
+    out = block(tokens).numpy()
     moved = tokens.numpy().copy()
     moved[0, 1] += 1.0  # patch (t=0, i=0, j=0)
-    changed = model._block(block, md.tensor(moved, dtype=np.float64), None, 1).numpy()
+    changed = block(md.tensor(moved, dtype=np.float64)).numpy()
     diff = np.abs(changed - out).max(axis=-1)[0, 1:].reshape(config.grid)
     assert np.all(diff[:, 0, 0] > 0)  # the same position in every frame
     diff[:, 0, 0] = 0

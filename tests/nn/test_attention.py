@@ -154,3 +154,35 @@ def test_a_block_says_which_condition_it_expected():
         attention.TransformerBlock(8, 2)(x, condition=md.randn(1, 8))
     with pytest.raises(ValueError, match="needs condition"):
         attention.TransformerBlock(8, 2, modulated=True)(x)
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_factorized_attention_is_joint_attention_under_the_group_mask(kind):
+    """(eq-attention-cost) FactorizedAttention equals MultiHeadAttention with the same weights
+    and chapter 9's mask: the extra tokens see and are seen by every token, a grid token sees
+    its group only (its frame, or its (i, j) in every frame); a key the key mask hides, extra
+    or grid token, stays hidden, and rotary positions apply to all tokens alike."""
+    md.manual_seed(0)
+    grid, extra, dim, heads = (3, 2, 2), 2, 8, 2
+    n = extra + 12
+    layer = attention.FactorizedAttention(dim, heads, grid, kind, dtype=np.float64)
+    joint = attention.MultiHeadAttention(dim, heads, dtype=np.float64)
+    joint.load_state_dict(layer.state_dict())
+    x = md.randn(2, n, dim, dtype=np.float64)
+    angles = np.random.default_rng(1).uniform(-3, 3, (n, dim // heads // 2))
+    rope = (np.cos(angles), np.sin(angles))
+    frame, position = np.divmod(np.arange(12), 4)
+    group = frame if kind == "spatial" else position
+    allowed = np.ones((n, n), dtype=bool)
+    allowed[extra:, extra:] = group[:, None] == group[None, :]
+    keys = np.ones((2, 1, 1, n), dtype=bool)
+    keys[0, ..., 1] = False  # the second extra token
+    keys[1, ..., extra + 5] = False  # the grid token at (t, i, j) = (1, 0, 1)
+    np.testing.assert_allclose(
+        host(layer(x, mask=keys, rope=rope)),
+        host(joint(x, mask=allowed & keys, rope=rope)),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    with pytest.raises(md.ShapeError):
+        layer(md.randn(2, 11, dim, dtype=np.float64))  # fewer tokens than the grid holds
