@@ -4,7 +4,8 @@ Each :class:`OpSpec` says how to call an op, which inputs to draw (hypothesis), 
 reject because the op is not differentiable there (kinks of relu/abs/clip, ties of max/min,
 zeros of a divisor). The test suite checks every op of the registry with :func:`check_gradient`
 (float64 central differences, book eq. ``eq-central-difference``); exercise notebooks check a
-student's backward against the same cases with :func:`check_vjp`.
+student's backward against the same cases with
+:func:`~minidiff.checks.ex02_backward.check_vjp`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The checks behind exercise 15 (a fused op and a timing function).
+"""Exercise 15 (a fused op and a timing function): the checks of ``minidiff.checks.ex15_fusion``.
 
 The notebook itself runs in tests/exercises/test_exercises.py with every other exercise; here each
 check passes a right answer and fails the typical wrong ones with a message that says what went
@@ -16,16 +16,7 @@ import pytest
 import minidiff as md
 from minidiff import backend
 from minidiff.autograd.tensor import Tensor
-from minidiff.checks import grading
-from minidiff.checks import performance as P
-
-
-@pytest.fixture(autouse=True)
-def fresh_verdicts():
-    grading.reset()
-    yield
-    grading.reset()
-
+from minidiff.checks import ex15_fusion as E
 
 # --- exercise 15.1: SiLU as one fused op ---------------------------------------------------------
 
@@ -79,36 +70,36 @@ def silu_keeping_too_much(x):
 
 
 def test_silu_check_passes_a_fused_op():
-    verdict = P.check_silu_fused(silu_fused)
+    verdict = E.check_silu_fused(silu_fused)
     assert verdict.passed, verdict.message
     assert verdict.message.startswith("PASSED  exercise 15.1 (SiLU as one fused op)")
 
 
 def test_silu_check_passes_the_library_op():
-    assert P.check_silu_fused(md.silu).passed
+    assert E.check_silu_fused(md.silu).passed
 
 
 def test_silu_check_fails_a_backward_without_the_second_term():
-    verdict = P.check_silu_fused(silu_without_second_term)
+    verdict = E.check_silu_fused(silu_without_second_term)
     assert verdict.status == "FAILED"
     assert "the gradient for x (against central differences) is wrong" in verdict.message
     assert "sigma(x) (1 + x (1 - sigma(x)))" in verdict.message
 
 
 def test_silu_check_fails_a_float64_upcast():
-    verdict = P.check_silu_fused(silu_upcast)
+    verdict = E.check_silu_fused(silu_upcast)
     assert verdict.status == "FAILED"
     assert "has dtype float64 from a float32 x" in verdict.message
 
 
 def test_silu_check_fails_two_graph_nodes():
-    verdict = P.check_silu_fused(silu_composed)
+    verdict = E.check_silu_fused(silu_composed)
     assert verdict.status == "FAILED"
     assert "recorded 2 graph nodes (sigmoid, mul)" in verdict.message
 
 
 def test_silu_check_fails_a_node_that_keeps_too_much():
-    verdict = P.check_silu_fused(silu_keeping_too_much)
+    verdict = E.check_silu_fused(silu_keeping_too_much)
     assert verdict.status == "FAILED"
     assert "besides x and the output" in verdict.message
 
@@ -117,7 +108,7 @@ def test_silu_check_not_done():
     def stub(x):
         raise NotImplementedError("Exercise 15.1: forward and backward of SiLU in one node")
 
-    verdict = P.check_silu_fused(stub)
+    verdict = E.check_silu_fused(stub)
     assert verdict.status == "NOT DONE" and "Exercise 15.1" in verdict.message
 
 
@@ -177,7 +168,7 @@ def time_it_upper_middle(fn, repeats, clock=time.perf_counter):
 
 @pytest.mark.parametrize("right", [time_it, time_it_statistics])
 def test_timing_check_passes_a_median(right):
-    verdict = P.check_time_it(right)
+    verdict = E.check_time_it(right)
     assert verdict.passed, verdict.message
     assert verdict.message.startswith("PASSED  exercise 15.2 (the median time of repeated calls)")
 
@@ -194,14 +185,14 @@ def test_timing_check_passes_a_median(right):
     ids=lambda value: getattr(value, "__name__", ""),
 )
 def test_timing_check_fails_a_wrong_answer(wrong, says):
-    verdict = P.check_time_it(wrong)
+    verdict = E.check_time_it(wrong)
     assert verdict.status == "FAILED"
     assert says in verdict.message, verdict.message
     assert "the smallest failing case found" in verdict.message
 
 
 def test_timing_check_fails_a_result_that_is_not_a_float():
-    verdict = P.check_time_it(lambda fn, repeats, clock: [time_it(fn, repeats, clock)])
+    verdict = E.check_time_it(lambda fn, repeats, clock: [time_it(fn, repeats, clock)])
     assert verdict.status == "FAILED" and "returned a list" in verdict.message
 
 
@@ -209,5 +200,5 @@ def test_timing_check_not_done():
     def stub(fn, repeats, clock=time.perf_counter):
         raise NotImplementedError("Exercise 15.2: time each call, return the median")
 
-    verdict = P.check_time_it(stub)
+    verdict = E.check_time_it(stub)
     assert verdict.status == "NOT DONE" and "Exercise 15.2" in verdict.message

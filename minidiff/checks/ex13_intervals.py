@@ -1,12 +1,14 @@
-"""The checks behind exercise 13 (how sure a measured rate is).
+"""The checks of exercise 13 (chapter 13, measuring consistency and physics): how sure a rate is.
 
-13.1 asks for the percentile bootstrap (eq-bootstrap) and is graded by what an interval must do,
-not by comparison with a reference: it holds the sample mean, lies inside the data's range,
-repeats for a seed, is about as wide as the normal approximation says, and covers a known rate
-in about the promised share of repeated experiments. 13.2 asks how many clips make an interval
-narrow enough, which needs the half-width of the interval worked out and inverted; it is graded
-by the defining property of the answer (the smallest n that is narrow enough). A solution that
-calls ``minidiff.metrics.intervals`` fails: the library is what the exercise rebuilds.
+The notebook ``exercises/src/ex13_intervals.md`` asks for the percentile bootstrap (13.1,
+:func:`check_bootstrap_interval`, eq-bootstrap), graded by what an interval must do, not by
+comparison with a reference: it holds the sample mean, lies inside the data's range, repeats for a
+seed, is about as wide as the normal approximation says, and covers a known rate in about the
+promised share of repeated experiments. 13.2 asks how many clips make an interval narrow enough
+(:func:`check_clips_needed`, eq-clips-needed), which needs the half-width of the interval worked
+out and inverted; it is graded by the defining property of the answer (the smallest n that is
+narrow enough). A solution that calls ``minidiff.metrics.intervals`` fails: the library is what
+the exercise rebuilds.
 """
 
 from __future__ import annotations

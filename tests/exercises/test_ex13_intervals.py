@@ -1,5 +1,8 @@
-"""The checks behind exercise 13: a right answer passes, typical wrong ones fail, and a
-solution that calls the library it rebuilds is refused."""
+"""Exercise 13 (how sure a measured rate is): the checks of ``minidiff.checks.ex13_intervals``.
+
+A right answer passes, typical wrong ones fail, and a solution that calls the library it rebuilds
+is refused.
+"""
 
 import math
 from statistics import NormalDist
@@ -7,16 +10,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from minidiff.checks import grading
-from minidiff.checks import measuring as M
+from minidiff.checks import ex13_intervals as E
 from minidiff.metrics.intervals import bootstrap_interval
-
-
-@pytest.fixture(autouse=True)
-def fresh_verdicts():
-    grading.reset()
-    yield
-    grading.reset()
 
 
 def percentile(values, level, resamples, seed, lower=None, replace=True, seeded=True):
@@ -31,7 +26,7 @@ def percentile(values, level, resamples, seed, lower=None, replace=True, seeded=
 
 
 def test_a_right_bootstrap_passes():
-    assert M.check_bootstrap_interval(percentile).passed
+    assert E.check_bootstrap_interval(percentile).passed
 
 
 @pytest.mark.parametrize(
@@ -44,7 +39,7 @@ def test_a_right_bootstrap_passes():
     ],
 )
 def test_wrong_bootstraps_fail_with_the_reason(wrong, says):
-    verdict = M.check_bootstrap_interval(wrong)
+    verdict = E.check_bootstrap_interval(wrong)
     assert not verdict.passed and says in verdict.message
 
 
@@ -57,7 +52,7 @@ def test_an_interval_that_is_too_narrow_fails_the_coverage():
         middle = (low + high) / 2
         return middle - 0.8 * (middle - low), middle + 0.8 * (high - middle)
 
-    verdict = M.check_bootstrap_interval(narrow)
+    verdict = E.check_bootstrap_interval(narrow)
     assert not verdict.passed and "intervals held it in" in verdict.message
 
 
@@ -72,12 +67,12 @@ def clips(p, h, level, rounding=math.ceil):
 
 
 def test_clips_needed_right_and_wrong():
-    assert M.check_clips_needed(clips).passed
-    floor = M.check_clips_needed(lambda p, h, lv: clips(p, h, lv, math.floor))
+    assert E.check_clips_needed(clips).passed
+    floor = E.check_clips_needed(lambda p, h, lv: clips(p, h, lv, math.floor))
     assert not floor.passed and "half-width is" in floor.message
-    doubled = M.check_clips_needed(lambda p, h, lv: 2 * clips(p, h, lv))
+    doubled = E.check_clips_needed(lambda p, h, lv: 2 * clips(p, h, lv))
     assert not doubled.passed and "fewest clips" in doubled.message
-    z_of_level = M.check_clips_needed(
+    z_of_level = E.check_clips_needed(
         lambda p, h, lv: math.ceil(NormalDist().inv_cdf(lv) ** 2 * p * (1 - p) / h**2)
     )
     assert not z_of_level.passed

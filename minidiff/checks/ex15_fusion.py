@@ -1,13 +1,14 @@
-"""The checks behind exercise 15 (chapter 15, performance): a fused op, and a timing function.
+"""The checks of exercise 15 (chapter 15, performance): a fused op, and a timing function.
 
-Exercise 15.1 asks for SiLU, x sigma(x), written as one op with its own backward
-(:func:`check_silu_fused`): its value and its gradient are compared with the library's
-``minidiff.autograd.ops.silu`` and with float64 central differences of the student's own forward;
-the output must be a single graph node whose only parent is x, that keeps no more than one array
-of x's size besides x and the output; and float32 in must give float32 out and a float32
-gradient. Exercise 15.2 asks for ``time_it(fn, repeats, clock)``, the median time of ``repeats``
-calls (:func:`check_time_it`): it is run with a fake clock that only moves when ``fn`` runs, by
-drawn amounts, so the check knows the exact answer and never depends on the machine's speed.
+The notebook ``exercises/src/ex15_fusion.md`` asks in 15.1 for SiLU, x sigma(x), written as one
+op with its own backward (:func:`check_silu_fused`): its value and its gradient are compared with
+the library's ``minidiff.autograd.ops.silu`` and with float64 central differences of the
+student's own forward; the output must be a single graph node whose only parent is x, that keeps
+no more than one array of x's size besides x and the output; and float32 in must give float32 out
+and a float32 gradient. Exercise 15.2 asks for ``time_it(fn, repeats, clock)``, the median time
+of ``repeats`` calls (:func:`check_time_it`): it is run with a fake clock that only moves when
+``fn`` runs, by drawn amounts, so the check knows the exact answer and never depends on the
+machine's speed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .. import backend
 from ..autograd import ops
 from ..autograd.tensor import Tensor, topological_order
 from . import strategies as S
-from .exercises import _compare, _host, _show
+from .compare import compare, host, show
 from .gradients import Case, OpSpec, numeric_vjp
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
@@ -101,7 +102,7 @@ def _silu_cases(draw):
 
 def _describe_silu(case) -> str:
     x, g = case
-    return f"x = {_show(x)}\ng = {_show(g)}  (the gradient of the loss with respect to the output)"
+    return f"x = {show(x)}\ng = {show(g)}  (the gradient of the loss with respect to the output)"
 
 
 def _library_silu(x: numpy.ndarray, g: numpy.ndarray, device: str):
@@ -109,7 +110,7 @@ def _library_silu(x: numpy.ndarray, g: numpy.ndarray, device: str):
     leaf = Tensor(x, requires_grad=True, dtype=numpy.float64, device=device)
     out = ops.silu(leaf)
     out.backward(backend.module_for(device).asarray(g))
-    return _host(out.data), _host(leaf.grad)
+    return host(out.data), host(leaf.grad)
 
 
 def check_silu_fused(
@@ -134,7 +135,7 @@ def check_silu_fused(
         # float64: the value, the graph, the memory kept, the gradient
         leaf = Tensor(x.copy(), requires_grad=True, dtype=numpy.float64, device=device)
         out = _as_tensor("silu_fused(x)", fn(leaf), x.shape, numpy.float64)
-        _compare("silu_fused(x)", _host(out.data), want_out, 1e-10, 1e-12)
+        compare("silu_fused(x)", host(out.data), want_out, 1e-10, 1e-12)
         node = out.grad_fn
         if node is None:
             raise Mismatch(
@@ -162,10 +163,10 @@ def check_silu_fused(
         if grad.dtype != numpy.float64:
             raise Mismatch(f"the gradient has dtype {grad.dtype}; from a float64 x it must too")
         expected = numeric_vjp(spec, Case((x,)), g)[0]
-        _compare(
-            "the gradient for x (against central differences)", _host(grad), expected, 1e-6, 1e-6
+        compare(
+            "the gradient for x (against central differences)", host(grad), expected, 1e-6, 1e-6
         )
-        _compare("the gradient for x (against ops.silu)", _host(grad), want_grad, 1e-10, 1e-12)
+        compare("the gradient for x (against ops.silu)", host(grad), want_grad, 1e-10, 1e-12)
 
         # float32: no upcast anywhere, the same values to float32 precision
         leaf32 = Tensor(x.astype(numpy.float32), requires_grad=True, device=device)
@@ -179,8 +180,8 @@ def check_silu_fused(
             )
         rounded = x.astype(numpy.float32).astype(numpy.float64)
         want_out32, want_grad32 = _library_silu(rounded, g, device)
-        _compare("silu_fused(x) of a float32 x", _host(out32.data), want_out32, 1e-5, 1e-5)
-        _compare("the gradient of a float32 x", _host(leaf32.grad), want_grad32, 1e-4, 1e-4)
+        compare("silu_fused(x) of a float32 x", host(out32.data), want_out32, 1e-5, 1e-5)
+        compare("the gradient of a float32 x", host(leaf32.grad), want_grad32, 1e-4, 1e-4)
 
     return grade(
         exercise,
