@@ -44,6 +44,16 @@ def test_core_dependencies_are_only_the_allowed_ones():
     assert {_name(r) for r in project["dependencies"]} == {"numpy", "matplotlib", "imageio", "tqdm"}
 
 
+def test_dev_extra_holds_the_exercises_extra():
+    """The tests run the exercise checks, so ``dev`` (which ``make`` installs) holds
+    ``exercises``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(extras["exercises"]) <= set(extras["dev"])
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r'pip install .*-e "\.\[[^\]]*\bdev\b', makefile)
+
+
 def test_library_imports_no_framework():
     pattern = re.compile(r"^\s*(import|from)\s+(torch|jax|autograd|einops)\b", re.M)
     offenders = [p for p in (ROOT / "minidiff").rglob("*.py") if pattern.search(p.read_text())]
