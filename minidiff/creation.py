@@ -7,7 +7,7 @@ Floating-point tensors are float32 unless ``dtype`` says otherwise; ``device`` d
 from __future__ import annotations
 
 from . import backend
-from .autograd.tensor import Tensor
+from .autograd.tensor import Tensor, unwrap
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = None) -> Tensor:
@@ -19,8 +19,7 @@ def tensor(data, requires_grad: bool = False, dtype=None, device: str | None = N
     (2, 2)
     """
     out = Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
-    if isinstance(data, Tensor):
-        data = data.data
+    data = unwrap(data)
     if out.data is data or getattr(out.data, "base", None) is not None:
         out.data = out.data.copy()  # like torch.tensor: never share memory with the input
     return out

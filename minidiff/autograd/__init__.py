@@ -4,7 +4,16 @@ import operator
 
 from . import ops
 from .gradcheck import gradcheck
-from .tensor import Node, Tensor, is_grad_enabled, no_grad, topological_order
+from .tensor import (
+    Node,
+    Tensor,
+    as_floating,
+    as_tensor,
+    is_grad_enabled,
+    no_grad,
+    topological_order,
+    unwrap,
+)
 
 
 def _compare(a, b, op: str, compare) -> Tensor:
@@ -51,9 +60,12 @@ _bind_methods()
 __all__ = [
     "Node",
     "Tensor",
+    "as_floating",
+    "as_tensor",
     "gradcheck",
     "is_grad_enabled",
     "no_grad",
     "ops",
     "topological_order",
+    "unwrap",
 ]

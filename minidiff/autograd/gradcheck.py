@@ -17,12 +17,12 @@ import numpy
 
 from .. import backend
 from ..errors import GradcheckError
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, no_grad, unwrap
 
 
 def _as_float64_leaf(value) -> Tensor:
     """A float64 copy of ``value`` as a leaf: perturbing it never touches the caller's array."""
-    data = value.data if isinstance(value, Tensor) else value
+    data = unwrap(value)
     device = backend.device_of(data) if isinstance(value, Tensor) else None
     leaf = Tensor(data, requires_grad=True, dtype=numpy.float64, device=device)
     leaf.data = leaf.data.copy()

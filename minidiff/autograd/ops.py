@@ -17,7 +17,7 @@ import numpy
 from .. import backend, kernels, parallel
 from ..errors import ShapeError
 from ..kernels.plain import stable_shift
-from .tensor import Tensor, coerce
+from .tensor import Tensor, as_floating, as_tensor, coerce, unwrap
 
 # ============================================================================================
 # helpers
@@ -39,10 +39,6 @@ def sum_to(grad, shape: tuple):
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
-def _tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def _broadcast_shape(op: str, *shapes) -> tuple:
     try:
         return tuple(numpy.broadcast_shapes(*shapes))
@@ -52,8 +48,10 @@ def _broadcast_shape(op: str, *shapes) -> tuple:
         ) from None
 
 
-def _axes(axis, ndim: int) -> tuple:
-    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
+def normalize_axes(axis, ndim: int) -> tuple:
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes,
+    or a :class:`ShapeError` for an axis out of range or repeated: how every reduction reads
+    its ``axis``."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | numpy.integer) else tuple(axis)
@@ -80,14 +78,6 @@ def _operands(a, b, op: str):
     if b.dtype.kind == "f" and a.dtype.kind != "f":
         a = coerce(a, b, op)
     return a, b
-
-
-def _floating(x) -> Tensor:
-    """``x`` as a tensor, integer or boolean data converted to float32 (as ``exp`` of ints is)."""
-    x = _tensor(x)
-    return (
-        x if x.dtype.kind == "f" else Tensor(x.data.astype(backend.DEFAULT_FLOAT), device=x.device)
-    )
 
 
 def _binary(a, b, op: str):
@@ -136,7 +126,7 @@ def mul(a, b) -> Tensor:
 
 def div(a, b) -> Tensor:
     """a / b.  d/da = 1/b, d/db = -a/b^2 = -out/b."""
-    a, b = _binary(_floating(a), b, "div")
+    a, b = _binary(as_floating(a), b, "div")
     out = a.data / b.data
 
     def backward(g):
@@ -150,13 +140,13 @@ def div(a, b) -> Tensor:
 
 def neg(a) -> Tensor:
     """-a.  d/da = -1."""
-    a = _tensor(a)
+    a = as_tensor(a)
     return Tensor._from_op(-a.data, (a,), lambda g: (-g,), "neg")
 
 
 def pow(a, exponent) -> Tensor:  # noqa: A001 - the natural name, as in Python and PyTorch
     """a ** p.  d/da = p a^(p-1); for a tensor exponent, d/dp = a^p log(a) (needs a > 0)."""
-    a = _tensor(a)
+    a = as_tensor(a)
     if isinstance(exponent, int | float):
         p = float(exponent)
         out = a.data**p
@@ -265,28 +255,28 @@ def _folded(x: Tensor, weight: Tensor, bias, op: str) -> Tensor:
 
 def exp(x) -> Tensor:
     """e^x.  d/dx = e^x (the output, reused)."""
-    x = _floating(x)
+    x = as_floating(x)
     out = backend.xp_of(x.data).exp(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * out,), "exp")
 
 
 def log(x) -> Tensor:
     """log x.  d/dx = 1/x."""
-    x = _floating(x)
+    x = as_floating(x)
     out = backend.xp_of(x.data).log(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g / x.data,), "log")
 
 
 def sqrt(x) -> Tensor:
     """sqrt x.  d/dx = 1 / (2 sqrt x)."""
-    x = _floating(x)
+    x = as_floating(x)
     out = backend.xp_of(x.data).sqrt(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
 
 
 def tanh(x) -> Tensor:
     """tanh x.  d/dx = 1 - tanh^2 x."""
-    x = _floating(x)
+    x = as_floating(x)
     out = backend.xp_of(x.data).tanh(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
 
@@ -298,14 +288,14 @@ def _sigmoid(xp, x):
 
 def sigmoid(x) -> Tensor:
     """sigma(x) = 1 / (1 + e^-x).  d/dx = sigma (1 - sigma)."""
-    x = _floating(x)
+    x = as_floating(x)
     out = _sigmoid(backend.xp_of(x.data), x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
 
 
 def relu(x) -> Tensor:
     """max(x, 0).  d/dx = 1 where x > 0, else 0 (the subgradient 0 at x = 0, as PyTorch)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     positive = x.data > 0
     out = x.data * positive
     return Tensor._from_op(out, (x,), lambda g: (g * positive,), "relu")
@@ -320,7 +310,7 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
     ``kernels.gelu_tanh_grad``.
     ``approximate="none"``: exact, with d/dx = Phi(x) + x phi(x).
     """
-    x = _floating(x)
+    x = as_floating(x)
     xp = backend.xp_of(x.data)
     d = x.data
     if approximate == "tanh":
@@ -344,21 +334,21 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
 
 def silu(x) -> Tensor:
     """SiLU(x) = x sigma(x).  d/dx = sigma (1 + x (1 - sigma))."""
-    x = _floating(x)
+    x = as_floating(x)
     out, s = kernels.silu(x.data)
     return Tensor._from_op(out, (x,), lambda g: (kernels.silu_grad(g, x.data, s),), "silu")
 
 
 def abs(x) -> Tensor:  # noqa: A001
     """|x|.  d/dx = sign(x) (0 at x = 0)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     xp = backend.xp_of(x.data)
     return Tensor._from_op(xp.abs(x.data), (x,), lambda g: (g * xp.sign(x.data),), "abs")
 
 
 def clip(x, low=None, high=None) -> Tensor:
     """min(max(x, low), high).  d/dx = 1 where low <= x <= high, else 0."""
-    x = _tensor(x)
+    x = as_tensor(x)
     xp = backend.xp_of(x.data)
     inside = xp.ones(x.data.shape, dtype=bool)
     if low is not None:
@@ -371,7 +361,7 @@ def clip(x, low=None, high=None) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``.  The gradient goes to the chosen side."""
-    condition = condition.data if isinstance(condition, Tensor) else condition
+    condition = unwrap(condition)
     a, b = _binary(a, b, "where")
     xp = backend.xp_of(a.data)
     condition = xp.asarray(condition, dtype=bool)
@@ -414,7 +404,7 @@ def minimum(a, b) -> Tensor:
 
 def astype(x, dtype) -> Tensor:
     """``x`` converted to ``dtype``; the gradient is converted back."""
-    x = _tensor(x)
+    x = as_tensor(x)
     source = x.dtype
     if numpy.dtype(dtype) == source:
         return x
@@ -428,8 +418,8 @@ def astype(x, dtype) -> Tensor:
 
 def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis``.  Every input entry gets the gradient of the sum it fell into."""
-    x = _tensor(x)
-    axes = _axes(axis, x.ndim)
+    x = as_tensor(x)
+    axes = normalize_axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     out = xp.sum(x.data, axis=axes, keepdims=keepdims)
 
@@ -441,8 +431,8 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``: the sum divided by the number of entries reduced."""
-    x = _floating(x)
-    axes = _axes(axis, x.ndim)
+    x = as_floating(x)
+    axes = normalize_axes(axis, x.ndim)
     _check_nonempty(x, axes, "mean")
     return sum(x, axes, keepdims) * (1.0 / math.prod(x.shape[a] for a in axes))
 
@@ -453,8 +443,8 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     d/dx_i = 2 (x_i - mean) / (n - ddof): the mean's own dependence on x_i cancels because the
     deviations sum to zero.
     """
-    x = _floating(x)
-    axes = _axes(axis, x.ndim)
+    x = as_floating(x)
+    axes = normalize_axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     n = math.prod(x.shape[a] for a in axes)
     centered = x.data - x.data.mean(axis=axes, keepdims=True)
@@ -479,8 +469,8 @@ def _check_nonempty(x: Tensor, axes: tuple, op: str) -> None:
 
 
 def _reduce_extremum(x, axis, keepdims: bool, op: str) -> Tensor:
-    x = _tensor(x)
-    axes = _axes(axis, x.ndim)
+    x = as_tensor(x)
+    axes = normalize_axes(axis, x.ndim)
     _check_nonempty(x, axes, op)
     xp = backend.xp_of(x.data)
     reduce = xp.max if op == "max" else xp.min
@@ -513,8 +503,8 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
 
     Implements (eq-logsumexp-stable).  d/dx_i = e^{x_i - m} / sum_j e^{x_j - m} = softmax(x)_i.
     """
-    x = _floating(x)
-    axes = _axes(axis, x.ndim)
+    x = as_floating(x)
+    axes = normalize_axes(axis, x.ndim)
     xp = backend.xp_of(x.data)
     shift = stable_shift(x.data, axes)
     exps = xp.exp(x.data - shift)
@@ -542,15 +532,15 @@ def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
 
     Backward (eq-softmax-vjp): dL/dx = scale s * (g - sum_j g_j s_j).
     """
-    x = _floating(x)
+    x = as_floating(x)
     xp = backend.xp_of(x.data)
-    (ax,) = _axes(axis, x.ndim)
+    (ax,) = normalize_axes(axis, x.ndim)
     _check_nonempty(x, (ax,), "softmax")
     last = ax == x.ndim - 1
     if mask is not None:
         if not last:
             raise ShapeError(f"softmax: a mask needs axis=-1, got axis={axis}")
-        mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        mask = xp.asarray(unwrap(mask))
         if mask.dtype != bool:
             mask = mask.astype(x.dtype, copy=False)
         _broadcast_shape("softmax (mask)", mask.shape, x.shape)
@@ -566,9 +556,9 @@ def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """log softmax(x) = x - logsumexp(x).  Backward: dL/dx = g - softmax(x) sum_j g_j."""
-    x = _floating(x)
+    x = as_floating(x)
     xp = backend.xp_of(x.data)
-    (ax,) = _axes(axis, x.ndim)
+    (ax,) = normalize_axes(axis, x.ndim)
     _check_nonempty(x, (ax,), "log_softmax")
     shifted = x.data - stable_shift(x.data, (ax,))
     out = shifted - xp.log(xp.exp(shifted).sum(axis=ax, keepdims=True))
@@ -592,7 +582,7 @@ def _shape_arg(shape) -> tuple:
 
 def reshape(x, *shape) -> Tensor:
     """The same entries in a new shape (one entry may be -1).  Backward: reshape back."""
-    x = _tensor(x)
+    x = as_tensor(x)
     shape = _shape_arg(shape)
     try:
         out = x.data.reshape(shape)
@@ -605,9 +595,9 @@ def reshape(x, *shape) -> Tensor:
 
 def transpose(x, *axes) -> Tensor:
     """Permute the axes (reverse them if none are given).  Backward: the inverse permutation."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axes = _shape_arg(axes) or tuple(reversed(range(x.ndim)))
-    if len(axes) != x.ndim or sorted(_axes(axes, x.ndim)) != list(range(x.ndim)):
+    if len(axes) != x.ndim or sorted(normalize_axes(axes, x.ndim)) != list(range(x.ndim)):
         raise ShapeError(
             f"transpose: {axes} is not a permutation of the {x.ndim} axes of {x.shape}"
         )
@@ -620,15 +610,15 @@ def transpose(x, *axes) -> Tensor:
 
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes.  Backward: exchange them back."""
-    x = _tensor(x)
-    _axes((axis1,), x.ndim), _axes((axis2,), x.ndim)
+    x = as_tensor(x)
+    normalize_axes((axis1,), x.ndim), normalize_axes((axis2,), x.ndim)
     out = x.data.swapaxes(axis1, axis2)
     return Tensor._from_op(out, (x,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
 
 
 def broadcast_to(x, *shape) -> Tensor:
     """Repeat ``x`` along broadcast axes.  Backward: :func:`sum_to` the original shape."""
-    x = _tensor(x)
+    x = as_tensor(x)
     shape = _shape_arg(shape)
     if _broadcast_shape("broadcast_to", x.shape, shape) != shape:
         raise ShapeError(f"broadcast_to: {x.shape} cannot be broadcast to {shape}")
@@ -639,9 +629,11 @@ def broadcast_to(x, *shape) -> Tensor:
 
 def squeeze(x, axis=None) -> Tensor:
     """Drop axes of length 1 (all of them, or those in ``axis``)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axes = (
-        tuple(i for i, n in enumerate(x.shape) if n == 1) if axis is None else _axes(axis, x.ndim)
+        tuple(i for i, n in enumerate(x.shape) if n == 1)
+        if axis is None
+        else normalize_axes(axis, x.ndim)
     )
     if any(x.shape[a] != 1 for a in axes):
         raise ShapeError(f"squeeze: axis {axis} of shape {x.shape} does not have length 1")
@@ -650,7 +642,7 @@ def squeeze(x, axis=None) -> Tensor:
 
 def unsqueeze(x, axis: int) -> Tensor:
     """Insert an axis of length 1 at position ``axis``."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axis = axis % (x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
@@ -659,8 +651,7 @@ def _plain_index(index, xp):
     """Replace tensors inside an index by their arrays, and put index arrays on ``xp``'s device."""
     if isinstance(index, tuple):
         return tuple(_plain_index(i, xp) for i in index)
-    if isinstance(index, Tensor):
-        index = index.data
+    index = unwrap(index)
     if hasattr(index, "shape") and not isinstance(index, numpy.generic):
         return xp.asarray(index)
     return index
@@ -679,7 +670,7 @@ def getitem(x, index) -> Tensor:
 
     Backward: scatter ``g`` into zeros of ``x``'s shape; repeated integer indices accumulate.
     """
-    x = _tensor(x)
+    x = as_tensor(x)
     xp = backend.xp_of(x.data)
     index = _plain_index(index, xp)
     try:
@@ -702,12 +693,12 @@ def getitem(x, index) -> Tensor:
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis.  Backward: cut ``g`` back into the pieces."""
-    tensors = [_tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ShapeError("concatenate: needs at least one tensor")
     first = tensors[0]
     tensors = [first] + [coerce(t, first, "concatenate") for t in tensors[1:]]
-    (ax,) = _axes(axis, first.ndim)
+    (ax,) = normalize_axes(axis, first.ndim)
     for t in tensors:
         if t.ndim != first.ndim or any(
             n != m for i, (n, m) in enumerate(zip(t.shape, first.shape)) if i != ax
@@ -728,7 +719,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [_tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ShapeError("stack: needs at least one tensor")
     if len({t.shape for t in tensors}) != 1:
@@ -738,8 +729,8 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 def split(x, indices_or_sections, axis: int = 0) -> list:
     """Cut ``x`` along ``axis``: into equal sections (an int) or at the given indices."""
-    x = _tensor(x)
-    (ax,) = _axes(axis, x.ndim)
+    x = as_tensor(x)
+    (ax,) = normalize_axes(axis, x.ndim)
     length = x.shape[ax]
     if isinstance(indices_or_sections, int):
         if indices_or_sections <= 0 or length % indices_or_sections:
@@ -760,7 +751,7 @@ def pad(x, pad_width, value: float = 0.0) -> Tensor:
 
     Backward: the slice of ``g`` that covers the original entries.
     """
-    x = _tensor(x)
+    x = as_tensor(x)
     xp = backend.xp_of(x.data)
     widths = numpy.asarray(pad_width, dtype=int)
     if widths.size != 2 * x.ndim:

@@ -9,6 +9,9 @@ gradients with respect to each parent (a vector-Jacobian product, book eq. ``eq-
 eq. ``eq-chain-rule-graph``): the gradient of a tensor is the sum, over every op that used it, of
 the vector-Jacobian products flowing back from that op. Leaves accumulate into ``.grad`` as
 PyTorch does: a second ``backward`` adds to what is there; set ``.grad = None`` to clear it.
+
+Code that takes a tensor or a plain array alike turns it into what it works on with
+:func:`unwrap` (the array), :func:`as_tensor` or :func:`as_floating` (a tensor).
 """
 
 from __future__ import annotations
@@ -105,6 +108,34 @@ def as_array(data, dtype=None, device: str | None = None):
     if dtype is not None and array.dtype != numpy.dtype(dtype):
         array = array.astype(dtype)
     return array
+
+
+def unwrap(x):
+    """The array under a tensor, or ``x`` itself when it is not one (an array, a scalar, a
+    list): for code that takes either and works on the data, outside the graph.
+
+    >>> import minidiff as md
+    >>> unwrap(md.tensor([1.0, 2.0]))
+    array([1., 2.], dtype=float32)
+    """
+    return x.data if isinstance(x, Tensor) else x
+
+
+def as_tensor(x) -> Tensor:
+    """``x`` itself when it is a tensor (so gradients still reach it), else a new leaf made
+    from it as :class:`Tensor` makes one."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def as_floating(x) -> Tensor:
+    """``x`` as a tensor, integer or boolean data converted to float32 (as ``exp`` of ints is).
+
+    A floating tensor is returned as it is; a converted one is a new leaf, which loses nothing
+    because integer and boolean tensors never require gradients."""
+    x = as_tensor(x)
+    return (
+        x if x.dtype.kind == "f" else Tensor(x.data.astype(backend.DEFAULT_FLOAT), device=x.device)
+    )
 
 
 class Tensor:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from .gradients import Case, numeric_vjp
 from .grading import Mismatch
 
@@ -40,8 +40,7 @@ def show(array) -> str:
 
 def host(value):
     """A NumPy array from what a student returned (an array on any device, or a Tensor)."""
-    if isinstance(value, Tensor):
-        value = value.data
+    value = unwrap(value)
     return backend.to_numpy(value)
 
 
@@ -71,8 +70,7 @@ def compare(what: str, got, expected, rtol: float, atol: float) -> None:
 def float64_result(what: str, got, shape: tuple, device: str) -> numpy.ndarray:
     """``got`` as a host array after checking that it is an array of ``shape``, float64, on
     ``device``; raise :class:`Mismatch` otherwise."""
-    if isinstance(got, Tensor):
-        got = got.data
+    got = unwrap(got)
     if not hasattr(got, "shape") or not hasattr(got, "dtype"):
         raise Mismatch(f"{what} is a {type(got).__name__}, not an array")
     if backend.device_of(got) != device:

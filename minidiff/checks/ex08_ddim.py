@@ -16,7 +16,7 @@ import numpy
 from hypothesis import strategies as st
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 from ..diffusion import process, samplers
 from . import strategies as S
 from .compare import compare, float64_result, show
@@ -55,8 +55,7 @@ def _describe_ddim(case: DiffusionCase) -> str:
 
 
 def _number(what: str, value) -> float:
-    if isinstance(value, Tensor):
-        value = value.data
+    value = unwrap(value)
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -19,7 +19,7 @@ import numpy
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 from ..world.render import render_clip
 from . import strategies as S
 from .compare import as_float64, compare, show
@@ -38,8 +38,7 @@ EQUATIONS = {
 
 
 def _as_number(what: str, got) -> float:
-    if isinstance(got, Tensor):
-        got = got.data
+    got = unwrap(got)
     if numpy.ndim(got) != 0:
         raise Mismatch(f"{what} should be one number, but it has shape {numpy.shape(got)}")
     try:

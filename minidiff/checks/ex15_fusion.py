@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from .. import backend
 from ..autograd import ops
-from ..autograd.tensor import Tensor, topological_order
+from ..autograd.tensor import Tensor, topological_order, unwrap
 from . import strategies as S
 from .compare import compare, host, show
 from .gradients import Case, OpSpec, numeric_vjp
@@ -53,8 +53,7 @@ def _arrays_in(function, depth: int = 0) -> list:
             value = cell.cell_contents
         except ValueError:  # a cell not filled yet
             continue
-        if isinstance(value, Tensor):
-            value = value.data
+        value = unwrap(value)
         if hasattr(value, "nbytes") and hasattr(value, "shape"):
             found.append(value)
         elif callable(value) and hasattr(value, "__closure__") and depth < 3:

@@ -188,7 +188,7 @@ def _clip(draw):
 def _var(draw):
     case = draw(_reduction())
     shape = case.arrays[0].shape
-    axes = ops._axes(case.params["axis"], len(shape))
+    axes = ops.normalize_axes(case.params["axis"], len(shape))
     count = int(numpy.prod([shape[a] for a in axes]))
     ddof = draw(st.integers(0, 1))
     return Case(case.arrays, {**case.params, "ddof": ddof if count > ddof else 0})
@@ -196,7 +196,7 @@ def _var(draw):
 
 def _var_valid(case: Case) -> bool:
     shape = case.arrays[0].shape
-    axes = ops._axes(case.params["axis"], len(shape))
+    axes = ops.normalize_axes(case.params["axis"], len(shape))
     return int(numpy.prod([shape[a] for a in axes])) > case.params["ddof"]
 
 

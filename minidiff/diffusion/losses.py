@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from .process import q_sample, v_from
 from .samplers import flow_interpolate
 from .schedules import NoiseSchedule
@@ -55,7 +55,7 @@ def diffusion_loss(
     told which (``model(x_t, t, known)``), and the error is averaged over the unknown entries
     only. ``frame_difference_weight`` lambda adds the frame-difference term (eq-motion-loss),
     lambda times the mean of (e_{f+1} - e_f)^2 for the error e along axis 1 (frames)."""
-    data = x0.data if isinstance(x0, Tensor) else x0
+    data = unwrap(x0)
     device = backend.device_of(data)
     rng = generator or backend.generator(device)
     if t is None:
@@ -117,7 +117,7 @@ def _weighted_mean(squared: Tensor, weight, counted) -> Tensor:
 def flow_matching_loss(model, x0, t=None, noise=None, generator=None) -> Tensor:
     """(eq-flow-loss): E_{t ~ U[0,1], z} || (z - x0) - model(x_t, t) ||^2,
     with x_t = (1 - t) x0 + t z."""
-    data = x0.data if isinstance(x0, Tensor) else x0
+    data = unwrap(x0)
     rng = generator or backend.generator(backend.device_of(data))
     if t is None:
         t = rng.random(data.shape[0], dtype=data.dtype)

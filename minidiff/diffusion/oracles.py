@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 from .schedules import NoiseSchedule
 
 
@@ -72,7 +72,7 @@ class GaussianMixture:
         """The exact eps-prediction model for ``schedule``: (x_t, t) -> E[eps | x_t]."""
 
         def model(x, t):
-            x = x.data if isinstance(x, Tensor) else x
+            x = unwrap(x)
             a = schedule.at("sqrt_alpha_bars", t, x)[:, 0]
             s = schedule.at("sqrt_one_minus_alpha_bars", t, x)[:, 0]
             return self.expected_noise(x, a, s)
@@ -83,7 +83,7 @@ class GaussianMixture:
         """The exact flow-matching velocity: (x_t, t) -> E[z - x0 | x_t], x_t = (1-t) x0 + t z."""
 
         def model(x, t):
-            x = x.data if isinstance(x, Tensor) else x
+            x = unwrap(x)
             t = backend.xp_of(x).asarray(t, dtype=x.dtype)
             return self.expected_noise(x, 1.0 - t, t) - self.expected_data(x, 1.0 - t, t)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from .schedules import NoiseSchedule
 
 
@@ -125,7 +125,7 @@ def gaussian_kl(mean1, log_var1, mean2, log_var2):
 
 def prior_kl(schedule: NoiseSchedule, x0):
     """L_T = KL(q(x_T | x_0) || N(0, I)) per entry: what the last step leaves of the data."""
-    xp = backend.xp_of(x0.data if isinstance(x0, Tensor) else x0)
+    xp = backend.xp_of(unwrap(x0))
     last = xp.full((x0.shape[0],), len(schedule) - 1)
     mean = schedule.at("sqrt_alpha_bars", last, x0) * x0
     log_var = xp.log(schedule.at("sqrt_one_minus_alpha_bars", last, x0) ** 2)
@@ -143,7 +143,7 @@ def vlb_term(schedule: NoiseSchedule, x0, x_t, t, model_mean, model_log_variance
         + (x0 - model_mean) ** 2 * _exp(-model_log_variance)
     )
     xp = backend.xp_of(true_log_var)
-    t = xp.asarray(t.data if isinstance(t, Tensor) else t)
+    t = xp.asarray(unwrap(t))
     first = (
         (t == 0).astype(true_log_var.dtype).reshape(t.shape + (1,) * (true_log_var.ndim - t.ndim))
     )

@@ -15,14 +15,14 @@ import numpy
 from tqdm import tqdm
 
 from .. import backend
-from ..autograd.tensor import Tensor, no_grad
+from ..autograd.tensor import Tensor, no_grad, unwrap
 from .process import q_posterior, to_x0_and_eps
 from .schedules import NoiseSchedule
 
 
 def _predict(model, x, t):
     out = model(Tensor(x, dtype=x.dtype), t)
-    return out.data if isinstance(out, Tensor) else out
+    return unwrap(out)
 
 
 def _start(shape, x_T, device, dtype, generator):
@@ -30,7 +30,7 @@ def _start(shape, x_T, device, dtype, generator):
     rng = generator or backend.generator(device)
     if x_T is None:
         x_T = rng.standard_normal(tuple(shape), dtype=dtype or backend.DEFAULT_FLOAT)
-    x = x_T.data if isinstance(x_T, Tensor) else x_T
+    x = unwrap(x_T)
     return backend.xp_of(x), rng, x.copy()
 
 
@@ -191,7 +191,7 @@ def ddim_invert(
     """Run deterministic DDIM forwards, from data to x_T (eq-ddim-step read upwards): at each
     step the model's noise estimate at the current point carries x to the next timestep."""
     seq = ddim_timesteps(len(schedule), steps) if timesteps is None else numpy.asarray(timesteps)
-    x = (x0.data if isinstance(x0, Tensor) else x0).copy()
+    x = unwrap(x0).copy()
     xp = backend.xp_of(x)
     current = -1
     for t in tqdm(seq, desc="DDIM inversion", disable=not progress, leave=False):
@@ -211,8 +211,8 @@ def ddim_invert(
 def flow_interpolate(x0, noise, t):
     """The straight path x_t = (1 - t) x0 + t noise, t in [0, 1] (data at 0, noise at 1), and
     its velocity dx_t/dt = noise - x0 (the regression target), returned as (x_t, v)."""
-    xp = backend.xp_of(x0.data if isinstance(x0, Tensor) else x0)
-    t = xp.asarray(t.data if isinstance(t, Tensor) else t)
+    xp = backend.xp_of(unwrap(x0))
+    t = xp.asarray(unwrap(t))
     t = t.reshape(t.shape + (1,) * (len(x0.shape) - t.ndim)).astype(x0.dtype)
     return (1.0 - t) * x0 + t * noise, noise - x0
 

@@ -20,7 +20,7 @@ import math
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 
 _COEFFICIENTS = (
     "betas alphas alpha_bars alpha_bars_prev sqrt_alpha_bars sqrt_one_minus_alpha_bars snr "
@@ -87,13 +87,13 @@ class NoiseSchedule:
         (B, 1, ..., 1) for ``like`` (array or tensor), in its float dtype and on its device."""
         if name not in _COEFFICIENTS:
             raise KeyError(f"unknown schedule coefficient {name!r}; known: {_COEFFICIENTS}")
-        data = like.data if isinstance(like, Tensor) else like
+        data = unwrap(like)
         dtype = data.dtype if numpy.dtype(data.dtype).kind == "f" else backend.DEFAULT_FLOAT
         device = backend.device_of(data)
         key = (name, device, numpy.dtype(dtype).str)
         if key not in self._cache:  # one device copy per coefficient: no host sync per step
             self._cache[key] = backend.to_device(getattr(self, name).astype(dtype), device)
-        t = t.data if isinstance(t, Tensor) else t
+        t = unwrap(t)
         xp = backend.xp_of(self._cache[key])
         t = xp.asarray(t)
         if t.dtype.kind not in "iu":

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .. import backend, nn, optim
 from ..autograd import ops
-from ..autograd.tensor import Tensor, no_grad
+from ..autograd.tensor import Tensor, no_grad, unwrap
 from ..diffusion import losses, samplers, schedules
 from ..diffusion.process import x0_from_eps
 from ..diffusion.schedules import NoiseSchedule
@@ -143,7 +143,7 @@ class Denoiser(nn.Module):
         self.output = nn.Linear(hidden, dim, init_weight="zeros", dtype=dtype, device=device)
 
     def forward(self, x: Tensor, t) -> Tensor:
-        t = t.data if isinstance(t, Tensor) else t
+        t = unwrap(t)
         embedding = timestep_embedding(t * self.time_scale, self.time_dim)
         h = self.input(ops.concatenate([x, embedding], axis=1))
         for block in self.blocks:

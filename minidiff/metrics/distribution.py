@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 
 CHUNK_ENTRIES = 1 << 22  # pairs per chunk: a 4M-entry float64 table is 32 MiB
 FEW_DIMENSIONS = 16  # up to here, squared distances are summed coordinate by coordinate
@@ -35,7 +35,7 @@ FEW_DIMENSIONS = 16  # up to here, squared distances are summed coordinate by co
 
 def _points(x, name: str):
     """``x`` as a float64 (n, d) array on its own device; a 1-D input is n points in 1-D."""
-    data = x.data if isinstance(x, Tensor) else x
+    data = unwrap(x)
     xp = backend.xp_of(data) if hasattr(data, "shape") else numpy
     data = xp.asarray(data, dtype=numpy.float64)
     if data.ndim == 1:

@@ -29,7 +29,7 @@ import numpy
 
 from .. import backend
 from ..autograd import ops
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from ..errors import DTypeError, ShapeError
 from ..nn import init
 from ..nn.attention import TransformerBlock
@@ -188,7 +188,7 @@ class Tokenizer:
     def decode(self, ids) -> list[str] | str:
         """Captions from ids (B, L) (a list of strings) or (L,) (one string); ``<pad>`` is
         skipped. ``decode(encode(c))`` gives back ``" ".join(split_words(c))``."""
-        array = backend.to_numpy(ids.data if isinstance(ids, Tensor) else ids)
+        array = backend.to_numpy(unwrap(ids))
         if array.ndim not in (1, 2) or (array.size and array.dtype.kind not in "iu"):
             raise ValueError(
                 f"Tokenizer.decode: ids must be integers of shape (L,) or (B, L), "
@@ -282,8 +282,8 @@ class TextEncoder(Module):
         """ids (on the host), mask and drop (on the encoder's device), after checking them on
         the host: ids come from the tokenizer as host arrays, so the checks cost no device sync,
         and the embedding looks them up from there."""
-        ids = backend.to_numpy(ids.data if isinstance(ids, Tensor) else ids)
-        mask = backend.to_numpy(mask.data if isinstance(mask, Tensor) else mask)
+        ids = backend.to_numpy(unwrap(ids))
+        mask = backend.to_numpy(unwrap(mask))
         name = f"TextEncoder(vocab_size={self.vocab_size}, max_length={self.max_length})"
         if ids.ndim != 2 or (ids.size and ids.dtype.kind not in "iu"):
             raise DTypeError(
@@ -311,7 +311,7 @@ class TextEncoder(Module):
             )
         kept = numpy.ones(batch, dtype=bool)
         if drop is not None:
-            drop = backend.to_numpy(drop.data if isinstance(drop, Tensor) else drop)
+            drop = backend.to_numpy(unwrap(drop))
             if drop.shape != (batch,) or drop.dtype != bool:
                 raise ShapeError(
                     f"{name}: drop must be bool of shape ({batch},), got dtype {drop.dtype} "

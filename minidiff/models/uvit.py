@@ -36,7 +36,7 @@ import numpy
 from .. import backend, config
 from ..autograd import ops
 from ..autograd.checkpoint import checkpoint
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, as_tensor, unwrap
 from ..errors import ShapeError
 from ..nn import Conv2d, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock, init
 from ..nn import functional as F
@@ -316,9 +316,7 @@ class UViT(Module):
         if not c.text_dim or text_mask is None:
             return None
         xp = backend.xp_of(self.extra_pos.data)
-        text_mask = xp.asarray(
-            text_mask.data if isinstance(text_mask, Tensor) else text_mask, dtype=bool
-        )
+        text_mask = xp.asarray(unwrap(text_mask), dtype=bool)
         time = xp.ones((batch, 1), dtype=bool)
         patches = xp.ones((batch, c.num_patches), dtype=bool)
         return xp.concatenate([time, text_mask, patches], axis=1)[:, None, None, :]
@@ -328,7 +326,7 @@ class UViT(Module):
         ``frame_times`` (a (B,) t then means the same level in every frame)."""
         c = self.config
         xp = backend.xp_of(like.data)
-        data = xp.asarray(t.data if isinstance(t, Tensor) else t)
+        data = xp.asarray(unwrap(t))
         shape = tuple(data.shape)
         if c.frame_times:
             if shape not in ((batch,), (batch, c.frames)):
@@ -360,7 +358,7 @@ class UViT(Module):
                 "this UViT was built without frame_conditioning=True: it cannot take known frames"
             )
         xp = backend.xp_of(self.known_embed.data)
-        known = xp.asarray(known.data if isinstance(known, Tensor) else known)
+        known = xp.asarray(unwrap(known))
         if known.shape != (batch, c.frames):
             raise ShapeError(f"known frames of shape {known.shape}, expected ({batch}, {c.frames})")
         dtype = self.known_embed.dtype
@@ -386,7 +384,7 @@ class UViT(Module):
         bool, the frames given clean (frame conditioning: their tokens get the learned
         ``known_embed``; None means no frame is known). Returns a tensor shaped like x."""
         c = self.config
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        x = as_tensor(x)
         image_mode = x.ndim == 4
         if image_mode:
             x = x.unsqueeze(1)
@@ -461,7 +459,7 @@ def _masked_mean(features: Tensor, mask) -> Tensor:
     if mask is None:
         return features.mean(axis=1)
     xp = backend.xp_of(features.data)
-    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    mask = xp.asarray(unwrap(mask), dtype=bool)
     weights = mask.astype(features.dtype)
     weights = weights / xp.maximum(weights.sum(axis=1, keepdims=True), 1.0)
     return (features * Tensor(weights[:, :, None], dtype=features.dtype)).sum(axis=1)

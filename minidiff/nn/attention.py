@@ -21,7 +21,7 @@ import math
 
 from .. import backend
 from ..autograd import ops
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, as_tensor, unwrap
 from ..errors import ShapeError
 from . import init
 from .encodings import apply_rope
@@ -31,7 +31,7 @@ from .module import Module
 
 def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None) -> Tensor:
     """softmax(q k^T * scale + mask) v over the last two axes; leading axes broadcast."""
-    q, k, v = (x if isinstance(x, Tensor) else Tensor(x) for x in (q, k, v))
+    q, k, v = (as_tensor(x) for x in (q, k, v))
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ShapeError(
             f"attention: q {q.shape}, k {k.shape}, v {v.shape} need q and k to share "
@@ -39,7 +39,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None)
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     if mask is not None:
-        mask = backend.xp_of(q.data).asarray(mask.data if isinstance(mask, Tensor) else mask)
+        mask = backend.xp_of(q.data).asarray(unwrap(mask))
     return ops.softmax(q @ k.swapaxes(-1, -2), axis=-1, scale=scale, mask=mask) @ v
 
 
@@ -129,7 +129,7 @@ class FactorizedAttention(MultiHeadAttention):
                 f"with N = {math.prod(self.grid)} grid tokens"
             )
         if mask is not None:  # an array or a tensor, as scaled_dot_product_attention takes it
-            mask = backend.xp_of(x.data).asarray(mask.data if isinstance(mask, Tensor) else mask)
+            mask = backend.xp_of(x.data).asarray(unwrap(mask))
         q, k, v = self.split_heads(x, rope)  # (B, H, E + N, Dh)
         b, heads, n, head_dim = q.shape
         extra = n - math.prod(self.grid)

@@ -21,8 +21,7 @@ import math
 import numpy
 
 from .. import backend, kernels
-from ..autograd import ops
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, as_floating, unwrap
 from ..errors import ShapeError
 
 
@@ -31,7 +30,7 @@ def timestep_embedding(t, dim: int, max_period: float = 10000.0, dtype=None) -> 
     (*S, dim)) tensor (no gradient)."""
     if dim % 2:
         raise ValueError(f"timestep_embedding needs an even width, got {dim}")
-    t = t.data if isinstance(t, Tensor) else t
+    t = unwrap(t)
     xp = backend.xp_of(t) if hasattr(t, "shape") else numpy
     t = xp.asarray(t)
     dtype = dtype or backend.DEFAULT_FLOAT
@@ -159,10 +158,8 @@ def apply_rope(x: Tensor, cos, sin) -> Tensor:
             f"apply_rope: x {x.shape} needs an even last axis and cos, sin of equal shapes "
             f"ending in {x.shape[-1] // 2}, got {cos.shape} and {sin.shape}"
         )
-    x = ops._floating(x)
-    cos, sin = (
-        (t.data if isinstance(t, Tensor) else t).astype(x.dtype, copy=False) for t in (cos, sin)
-    )
+    x = as_floating(x)
+    cos, sin = (unwrap(t).astype(x.dtype, copy=False) for t in (cos, sin))
 
     def backward(g):
         return (kernels.rotate_pairs(g, cos, -sin),)

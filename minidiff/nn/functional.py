@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import backend, kernels
 from ..autograd import ops
 from ..autograd.ops import gelu, log_softmax, logsumexp, silu, softmax
-from ..autograd.tensor import Tensor, coerce
+from ..autograd.tensor import Tensor, as_floating, as_tensor, coerce, unwrap
 from ..errors import DTypeError, ShapeError
 
 __all__ = [
@@ -39,7 +39,7 @@ def layer_norm(
     dL/dx = (gh - mean(gh) - x_hat mean(gh x_hat)) / sqrt(var + eps);
     dL/dweight = sum of g x_hat, dL/dbias = sum of g, over every axis but the last.
     """
-    x = ops._floating(x)
+    x = as_floating(x)
     d = x.shape[-1] if x.ndim else 0
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (d,):
@@ -76,7 +76,7 @@ def dropout(x: Tensor, p: float, training: bool = True, generator=None) -> Tenso
     expectation is unchanged; the identity when not training or ``p`` = 0."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    x = ops._tensor(x)
+    x = as_tensor(x)
     if not training or p == 0.0:
         return x
     rng = generator or backend.generator(x.device)
@@ -112,10 +112,9 @@ def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
     Its backward (eq-softmax-cross-entropy-vjp) is softmax(z_n) - onehot(y_n), times the
     incoming gradient: one fused op instead of log_softmax followed by indexing.
     """
-    logits = ops._floating(logits)
-    targets = targets.data if isinstance(targets, Tensor) else targets
+    logits = as_floating(logits)
     xp = backend.xp_of(logits.data)
-    targets = xp.asarray(targets)
+    targets = xp.asarray(unwrap(targets))
     if targets.dtype.kind not in "iu":
         raise DTypeError(
             f"cross_entropy: targets must be class indices (integers), got dtype {targets.dtype}"

@@ -8,7 +8,7 @@ import numpy
 
 from .. import backend
 from ..autograd import ops
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from ..errors import DTypeError, ShapeError
 from . import functional as F
 from . import init
@@ -158,7 +158,7 @@ class Embedding(Module):
         """Rows of ``weight`` for integer ``indices`` of any shape. The range check runs where
         the indices are: free for host indices (moved to the device after it), one device sync
         for indices already on a GPU."""
-        indices = indices.data if isinstance(indices, Tensor) else indices
+        indices = unwrap(indices)
         indices = indices if hasattr(indices, "dtype") else numpy.asarray(indices)
         if indices.dtype.kind not in "iu":
             raise DTypeError(f"Embedding: indices must be integers, got dtype {indices.dtype}")

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 import numpy
 
 from .. import backend
-from ..autograd.tensor import Tensor, as_array
+from ..autograd.tensor import Tensor, as_array, as_tensor, unwrap
 
 
 class Parameter(Tensor):
     """A tensor that is a trainable weight of a module (``requires_grad`` is always True)."""
 
     def __init__(self, data, dtype=None, device: str | None = None):
-        source = data.data if isinstance(data, Tensor) else data
+        source = unwrap(data)
         super().__init__(data, requires_grad=True, dtype=dtype, device=device)
         if self.data is source:
             self.data = self.data.copy()  # a parameter owns its array
@@ -81,7 +81,7 @@ class Module:
 
     def register_buffer(self, name: str, value) -> None:
         """Keep an array that is state but not trained (saved, moved with ``to``)."""
-        value = value if isinstance(value, Tensor) else Tensor(value)
+        value = as_tensor(value)
         object.__setattr__(self, name, value)
         self._buffers[name] = value
 
