@@ -18,6 +18,7 @@ import numpy
 
 from .. import backend
 from ..autograd.tensor import unwrap
+from ..kernels.plain import stable_shift
 from .schedules import NoiseSchedule
 
 
@@ -50,7 +51,7 @@ class GaussianMixture:
             - 0.5 * d * xp.log(v[..., 0])
             - 0.5 * (centered**2).sum(-1) / v[..., 0]
         )
-        log_p -= log_p.max(axis=1, keepdims=True)
+        log_p -= stable_shift(log_p, (1,))
         r = xp.exp(log_p)
         return r / r.sum(axis=1, keepdims=True), centered, v
 

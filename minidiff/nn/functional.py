@@ -12,6 +12,7 @@ from ..autograd import ops
 from ..autograd.ops import gelu, log_softmax, logsumexp, silu, softmax
 from ..autograd.tensor import Tensor, as_floating, as_tensor, coerce, unwrap
 from ..errors import DTypeError, ShapeError
+from ..kernels.plain import stable_shift
 
 __all__ = [
     "cross_entropy",
@@ -108,7 +109,9 @@ def mse_loss(prediction: Tensor, target, weight=None, reduction: str = "mean") -
 def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
     """-log softmax(logits)[target] for class-index targets, over the last axis of ``logits``.
 
-    Implements (eq-softmax-cross-entropy): loss_n = logsumexp(z_n) - z_n[y_n], computed stably.
+    Implements (eq-softmax-cross-entropy): loss_n = logsumexp(z_n) - z_n[y_n], computed stably
+    with the softmax shift of ``minidiff/kernels/plain.py`` (``stable_shift``): a row whose
+    maximum is infinite is shifted by 0, so a class beside a +inf logit gets loss +inf.
     Its backward (eq-softmax-cross-entropy-vjp) is softmax(z_n) - onehot(y_n), times the
     incoming gradient: one fused op instead of log_softmax followed by indexing.
     """
@@ -130,8 +133,7 @@ def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
             f"cross_entropy: target classes must be in [0, {classes}), got range "
             f"[{int(targets.min())}, {int(targets.max())}]"
         )
-    shift = logits.data.max(axis=-1, keepdims=True) if classes else 0.0
-    shifted = logits.data - shift
+    shifted = logits.data - stable_shift(logits.data)
     log_norm = xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
     picked = xp.take_along_axis(shifted, targets[..., None], axis=-1)
     out = (log_norm - picked)[..., 0]

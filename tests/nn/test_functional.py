@@ -99,6 +99,16 @@ def test_cross_entropy_is_stable_for_huge_logits():
     np.testing.assert_allclose(F.cross_entropy(z, [1]).item(), 1e4, rtol=1e-6)
 
 
+def test_cross_entropy_shifts_a_row_whose_maximum_is_infinite_by_zero():
+    """The shift is ``stable_shift``'s (minidiff/kernels/plain.py): 0 where a row's maximum is
+    not finite. Beside a +inf logit a class has probability 0, so its loss is +inf, not NaN from
+    inf - inf (and no RuntimeWarning); the other rows are untouched."""
+    z = md.tensor([[np.inf, 0.0, -1.0], [1.0, 2.0, 3.0]])
+    loss = F.cross_entropy(z, [1, 2], reduction="none").numpy()
+    assert loss[0] == np.inf
+    np.testing.assert_allclose(loss[1], -md.log_softmax(z[1]).numpy()[2], rtol=1e-6)
+
+
 def test_cross_entropy_errors_name_the_problem():
     with pytest.raises(md.ShapeError, match=r"target classes must be in \[0, 3\)"):
         F.cross_entropy(md.zeros(2, 3), [0, 3])
