@@ -25,9 +25,9 @@ ROUNDS = 5
 def _cases(preset_name: str = "tiny-cpu-plain") -> dict:
     """name -> (description, function running forward + backward of the fused or plain form)."""
     from minidiff import kernels
+    from minidiff.app.presets import get_preset
+    from minidiff.app.text_to_video import CHANNELS
     from minidiff.models import UViTConfig
-    from minidiff.presets import get_preset
-    from minidiff.video import CHANNELS
 
     preset = get_preset(preset_name)
     config = UViTConfig(

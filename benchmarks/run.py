@@ -125,7 +125,7 @@ def _params(run: dict) -> str:
 def step_table(frameworks: list[str], threads: int) -> None:
     """cpu_step.md: one training step of each preset in STEPS, with the parameter counts, at
     one thread and at ``threads`` (what `make demo` uses)."""
-    from minidiff.presets import get_preset
+    from minidiff.app.presets import get_preset
 
     rows, mismatched, repeats, steps = [], [], STEP_REPEATS, STEP_COUNT
     for workload in STEPS:

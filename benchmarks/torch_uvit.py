@@ -3,7 +3,7 @@
 A re-implementation of ``minidiff.models.UViT`` (3-D rotary positions, factorized or joint
 attention, a time token and text tokens in front of the patches, long skips),
 ``minidiff.models.TextEncoder`` (with its learned null condition for dropped captions) and
-``minidiff.train.Trainer.train_step`` (v, eps or x0 target with min-SNR weights on the cosine
+``minidiff.app.train.Trainer.train_step`` (v, eps or x0 target with min-SNR weights on the cosine
 schedule, AdamW under warmup + cosine decay, gradient-norm clipping, an EMA of every parameter).
 Same layers, same shapes, same parameter count and the same order of operations; the numbers
 differ because the weights and the random draws come from PyTorch's generator.

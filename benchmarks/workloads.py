@@ -121,8 +121,8 @@ def _training_data(preset):
 
 def _uvit_config(preset) -> dict:
     """The U-ViT configuration ``TextToVideo`` builds from ``preset``, as a dict."""
+    from minidiff.app.text_to_video import CHANNELS
     from minidiff.models import UViTConfig
-    from minidiff.video import CHANNELS
 
     return UViTConfig(
         frames=preset.frames,
@@ -138,9 +138,9 @@ def _uvit_config(preset) -> dict:
 def _train_minidiff(preset_name: str):
     """``Trainer.train_step`` of the preset's system, built as ``pipeline.train_system`` does."""
     import minidiff as md
-    from minidiff.presets import get_preset
-    from minidiff.train import TrainConfig, Trainer
-    from minidiff.video import TextToVideo
+    from minidiff.app.presets import get_preset
+    from minidiff.app.text_to_video import TextToVideo
+    from minidiff.app.train import TrainConfig, Trainer
 
     preset = get_preset(preset_name)
     clips, captions = _training_data(preset)
@@ -172,8 +172,8 @@ def _train_torch(preset_name: str, device: str = "cpu"):
     """The same step in PyTorch (benchmarks/torch_uvit.py), on the same clips and captions."""
     import torch
 
+    from minidiff.app.presets import get_preset
     from minidiff.models import Tokenizer
-    from minidiff.presets import get_preset
     from minidiff.world import VOCABULARY
 
     from . import torch_uvit

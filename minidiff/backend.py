@@ -213,7 +213,7 @@ def tune_host_allocator() -> bool:
 
     It changes the allocator of the whole process, not only of arrays, so importing minidiff
     does not do it: the entry points that train call it, that is the command line
-    (``python -m minidiff``), :class:`minidiff.train.Trainer` when it is built, and the
+    (``python -m minidiff``), :class:`minidiff.app.train.Trainer` when it is built, and the
     benchmarks. Call it yourself to train as fast in a loop of your own. Once it has taken
     effect, calling it again does nothing. It works on Linux with glibc;
     ``MINIDIFF_SYSTEM_MALLOC=1`` leaves the allocator as it is.

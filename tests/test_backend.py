@@ -180,7 +180,7 @@ def test_importing_minidiff_leaves_the_host_allocator_alone():
     """The allocator is the whole process's: importing minidiff (even its entry points) must not
     change it."""
     code = (
-        "import minidiff, minidiff.cli, minidiff.train, benchmarks.workloads\n"
+        "import minidiff, minidiff.app.cli, minidiff.app.train, benchmarks.workloads\n"
         "print(minidiff.backend.HOST_ALLOCATOR_TUNED, len(mallopt_calls))"
     )
     assert _in_a_fresh_process(code) == "False 0"
@@ -191,7 +191,8 @@ def test_the_command_line_tunes_the_host_allocator_once_unless_asked_not_to():
     """``python -m minidiff`` keeps freed heap blocks for reuse: three settings, set once however
     often it is asked; MINIDIFF_SYSTEM_MALLOC=1 opts out."""
     code = (
-        "from minidiff import backend, cli\n"
+        "from minidiff import backend\n"
+        "from minidiff.app import cli\n"
         "cli.main(['study', '--list'])\n"
         "print(backend.HOST_ALLOCATOR_TUNED, backend.tune_host_allocator(), len(mallopt_calls))"
     )

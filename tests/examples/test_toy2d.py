@@ -7,7 +7,7 @@ import numpy
 import pytest
 
 import minidiff as md
-from minidiff import cli
+from minidiff.app import cli
 from minidiff.diffusion import schedules
 from minidiff.examples import toy2d
 

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minidiff.app.presets import get_preset
+from minidiff.app.text_to_video import TextToVideo
 from minidiff.metrics.words import (
     one_step_x0_errors,
     opposite_direction,
     other_colours,
     word_effect,
 )
-from minidiff.presets import get_preset
-from minidiff.video import TextToVideo
 from minidiff.world import make_dataset, to_signed
 from minidiff.world.captions import MOTIONS
 

@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import backend
-from .config import positive_float_arg as positive_float
-from .config import positive_int_arg as positive_int
-from .errors import DeviceError, DTypeError, NonFiniteError, RunLockError, ShapeError
-from .io import CheckpointError
+from .. import backend
+from ..config import positive_float_arg as positive_float
+from ..config import positive_int_arg as positive_int
+from ..errors import DeviceError, DTypeError, NonFiniteError, RunLockError, ShapeError
+from ..io import CheckpointError
 
 EVALUATION_FILES = ("evaluation.md", "evaluation.json")  # evaluate's report and metrics
 
@@ -42,7 +42,7 @@ USER_ERRORS = (
 
 
 def _spirals(args) -> int:
-    from .examples import spirals
+    from ..examples import spirals
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,8 +87,8 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
-    from .video import TextToVideo
-    from .world.preview import write_grid_gif
+    from ..world.preview import write_grid_gif
+    from .text_to_video import TextToVideo
 
     out = _output_file(args.out, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
@@ -132,7 +132,7 @@ def _output_file(path, option: str) -> Path:
 
 def _evaluate(args) -> int:
     from . import pipeline
-    from .video import TextToVideo
+    from .text_to_video import TextToVideo
 
     out = _output_folder(args.out or Path(args.ckpt).parent, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
@@ -148,7 +148,7 @@ def _evaluate(args) -> int:
 
 
 def _world(args) -> int:
-    from .world import preview
+    from ..world import preview
 
     asks_help = any(arg in ("-h", "--help") for arg in args.rest)
     if not args.preview and not asks_help:
@@ -159,15 +159,16 @@ def _world(args) -> int:
 
 
 def _demo(args) -> int:
-    from . import runlock
+    from .. import runlock
 
     with runlock.hold(args.out):  # training, samples and report: one writer for all of them
         return _demo_in(Path(args.out), args)
 
 
 def _demo_in(out: Path, args) -> int:
-    from . import memory, parallel, pipeline
-    from .video import TextToVideo
+    from .. import memory, parallel
+    from . import pipeline
+    from .text_to_video import TextToVideo
 
     preset = _preset(args)
     print(f"minidiff demo: preset {preset.name} ({preset.description}); run folder {out}\n")
@@ -232,7 +233,7 @@ def _study(args) -> int:
 
 
 def _toy(args) -> int:
-    from .examples import toy2d
+    from ..examples import toy2d
 
     T = len(toy2d.make_schedule())
     if args.ddim_steps > T:
@@ -397,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     spirals.add_argument("--seed", type=int, default=0)
     spirals.set_defaults(run=_spirals)
 
-    from .examples.toy2d import DATASETS
+    from ..examples.toy2d import DATASETS
 
     toy = commands.add_parser(
         "toy",

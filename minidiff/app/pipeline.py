@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, io, runlock
-from .metrics.continuation import evaluate_videos, reference_video
-from .metrics.video import evaluate_clips
+from .. import backend, io, runlock
+from ..metrics.continuation import evaluate_videos, reference_video
+from ..metrics.video import evaluate_clips
+from ..world import make_dataset, to_signed
+from ..world.preview import write_grid_gif
 from .presets import Preset
+from .text_to_video import TextToVideo
 from .train import TrainConfig, Trainer
-from .video import TextToVideo
-from .world import make_dataset, to_signed
-from .world.preview import write_grid_gif
 
 DEMO_PROMPTS = (
     ("a small red ball moves right", "id"),

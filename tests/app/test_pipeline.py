@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import minidiff as md
-from minidiff import pipeline
-from minidiff.presets import PRESETS, get_preset
-from minidiff.video import TextToVideo
+from minidiff.app import pipeline
+from minidiff.app.presets import PRESETS, get_preset
+from minidiff.app.text_to_video import TextToVideo
 from minidiff.world import make_dataset
 
 

@@ -17,16 +17,16 @@ import pytest
 
 import minidiff as md
 from minidiff import backend, kernels, nn, optim, parallel, runlock
+from minidiff.app.train import TrainConfig, Trainer
 from minidiff.autograd.tensor import Tensor
 from minidiff.diffusion import losses as diffusion_losses
 from minidiff.diffusion import schedules
 from minidiff.errors import RunLockError
 from minidiff.models import UViT, UViTConfig
-from minidiff.train import TrainConfig, Trainer
 
-from .conftest import requires_gpu
+from ..conftest import requires_gpu
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class TinyConditioner(nn.Module):
@@ -442,8 +442,8 @@ def test_train_config_reports_every_problem_at_once():
 def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
     """Every array a training step of the demo system records, forward and backward, is float32:
     one float64 constant anywhere would silently double the cost of everything after it."""
-    from minidiff import pipeline
-    from minidiff.presets import get_preset
+    from minidiff.app import pipeline
+    from minidiff.app.presets import get_preset
 
     seen = []
     original = Tensor._from_op.__func__

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import numpy
 
-from . import backend, io
-from .autograd.tensor import Tensor, no_grad
-from .diffusion import samplers, schedules
-from .models import TextEncoder, Tokenizer, UViT, UViTConfig
+from .. import backend, io
+from ..autograd.tensor import Tensor, no_grad
+from ..diffusion import samplers, schedules
+from ..models import TextEncoder, Tokenizer, UViT, UViTConfig
+from ..world import VOCABULARY, from_signed
 from .presets import Preset, get_preset
-from .world import VOCABULARY, from_signed
 
 CHANNELS = 3
 

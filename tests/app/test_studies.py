@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from minidiff import studies
-from minidiff.video import TextToVideo
+from minidiff.app import studies
+from minidiff.app.text_to_video import TextToVideo
 
 
 def _tiny_study(name="tiny", **model):

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minidiff.app.text_to_video import TextToVideo
 from minidiff.metrics.video import evaluate_clips
-from minidiff.video import TextToVideo
 from minidiff.world import make_dataset
 
-FOLDER = Path(__file__).resolve().parents[1] / "studies" / "masks-adaln-curve"
+FOLDER = Path(__file__).resolve().parents[2] / "studies" / "masks-adaln-curve"
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy
 from tqdm import tqdm
 
-from . import backend, config, io, optim, runlock
-from .autograd.tensor import Tensor
-from .diffusion import losses as diffusion_losses
-from .diffusion import masking
-from .diffusion.schedules import NoiseSchedule
-from .errors import NonFiniteError
+from .. import backend, config, io, optim, runlock
+from ..autograd.tensor import Tensor
+from ..diffusion import losses as diffusion_losses
+from ..diffusion import masking
+from ..diffusion.schedules import NoiseSchedule
+from ..errors import NonFiniteError
 
 
 @dataclass

@@ -38,19 +38,19 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, io, parallel, runlock
-from .metrics.continuation import evaluate_videos, reference_video
-from .metrics.intervals import ratio_interval
-from .metrics.prediction import evaluate_predictions
-from .metrics.video import evaluate_clips
-from .metrics.words import one_step_x0_errors, word_effect
+from .. import backend, io, parallel, runlock
+from ..metrics.continuation import evaluate_videos, reference_video
+from ..metrics.intervals import ratio_interval
+from ..metrics.prediction import evaluate_predictions
+from ..metrics.video import evaluate_clips
+from ..metrics.words import one_step_x0_errors, word_effect
+from ..world import make_dataset, ood_axes, to_signed
+from ..world.captions import OOD_AXES
+from ..world.preview import write_grid_gif
 from .pipeline import DEMO_PROMPTS, EVAL_SEED, build_trainer
 from .presets import FRAME_MASKS, Preset, get_preset
+from .text_to_video import TextToVideo
 from .train import TrainConfig
-from .video import TextToVideo
-from .world import make_dataset, ood_axes, to_signed
-from .world.captions import OOD_AXES
-from .world.preview import write_grid_gif
 
 GIVEN = 3  # frames given in the prediction protocol, as in PhyWorld
 VIDEO_FRAMES = 32  # length of the continued videos

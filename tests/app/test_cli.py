@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import minidiff as md
-from minidiff import cli, pipeline
-from minidiff.video import TextToVideo
+from minidiff.app import cli, pipeline
+from minidiff.app.text_to_video import TextToVideo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_spirals_trains_and_writes_its_outputs(tmp_path, capsys):
