@@ -43,7 +43,7 @@ from ..metrics.continuation import evaluate_videos, reference_video
 from ..metrics.intervals import ratio_interval
 from ..metrics.prediction import evaluate_predictions
 from ..metrics.video import evaluate_clips
-from ..metrics.words import one_step_x0_errors, word_effect
+from ..metrics.words import bayes_word_effect, one_step_x0_errors, word_effect
 from ..world import make_dataset, ood_axes, to_signed
 from ..world.captions import OOD_AXES
 from ..world.preview import write_grid_gif
@@ -326,16 +326,36 @@ def x0_error_by_level(system: TextToVideo, scenes_, levels=LEVELS) -> dict:
 
 WORD_SCENES = 128  # constant-velocity ID scenes the word effect is measured on
 WORDS = ("direction", "colour")
+BAYES_SCENES, BAYES_POOL = 64, 8000  # scenes, and rendered training scenes the oracle averages
+BAYES_LEVELS = (500, 700, 850, 950)
 
 
-def word_effects(system: TextToVideo, preset: Preset, clips: int = WORD_SCENES) -> dict:
+def word_effects(
+    system: TextToVideo, preset: Preset, clips: int = WORD_SCENES, bayes: bool = False
+) -> dict:
     """The word effect (eq-word-effect) of the direction and of the colour word, at the levels
     of the x0-error profile, on ``clips`` ID scenes of balls moving at constant velocity (the
-    scenes whose direction can be reversed)."""
+    scenes whose direction can be reversed). With ``bayes``, in a one-ball world, each word
+    also gets ``"bayes"``: the Bayes-optimal denoiser's effect on the first ``BAYES_SCENES`` of
+    those scenes (:func:`~minidiff.metrics.words.bayes_word_effect`), what reading the word
+    could give."""
     motions = [m for m in preset.world.get("motions") or MOVES if m in MOVES]
     world = {**preset.world, "motions": motions}
     specs = make_dataset(clips, "id", preset.frames, preset.size, seed=EVAL_SEED, **world)[2]
-    return {word: word_effect(system, specs, word, LEVELS, seed=EVAL_SEED) for word in WORDS}
+    effects = {word: word_effect(system, specs, word, LEVELS, seed=EVAL_SEED) for word in WORDS}
+    if bayes and preset.world.get("counts") == [1]:
+        for word in WORDS:
+            effects[word]["bayes"] = bayes_word_effect(
+                specs[:BAYES_SCENES],
+                word,
+                system.schedule,
+                BAYES_LEVELS,
+                preset.frames,
+                preset.size,
+                pool=BAYES_POOL,
+                seed=EVAL_SEED,
+            )
+    return effects
 
 
 # --- the runner -----------------------------------------------------------------------------------
@@ -470,9 +490,10 @@ def run_study(
 
 
 def add_word_effects(name: str, out_root="studies", runs_root="runs/studies", command=None) -> Path:
-    """Measure the word effects (:func:`word_effects`) of study ``name``'s trained EMA weights
-    and add them, with the ``command``, to its ``result.json`` and ``report.md``: for a study
-    measured before the word effect was part of :func:`evaluate_study`."""
+    """Measure the word effects (:func:`word_effects`, with the Bayes-optimal reference in a
+    one-ball world) of study ``name``'s trained EMA weights and add them, with the ``command``,
+    to its ``result.json`` and ``report.md``: for a study measured before the word effect was
+    part of :func:`evaluate_study`, or to add the reference."""
     out, checkpoint = Path(out_root) / name, Path(runs_root) / name / "checkpoint.npz"
     path = out / "result.json"
     if not path.exists() or not checkpoint.exists():
@@ -487,7 +508,7 @@ def add_word_effects(name: str, out_root="studies", runs_root="runs/studies", co
             f"{checkpoint} holds {system.preset.train.get('steps')} steps but {path} measured "
             f"{result['steps']}: the run is not the one the results describe"
         )
-    result["word_effect"] = word_effects(system, system.preset)
+    result["word_effect"] = word_effects(system, system.preset, bayes=True)
     result["word_effect_command"] = command or f"python -m minidiff study {name} --word-effect"
     path.write_text(json.dumps(result, indent=1) + "\n")
     (out / "report.md").write_text(report(result))
@@ -712,6 +733,24 @@ def word_effect_table(effects: dict) -> list[str]:
         lines.append(f"| {level} | " + " | ".join(cells) + " |")
     gaps = " | ".join(cell(effects[w]["data_gap"], 4) for w in words)
     lines.append(f"| data gap | {gaps} |")
+    if all("bayes" in effects[w] for w in words):
+        bayes = {w: effects[w]["bayes"] for w in words}
+        lines += [
+            "",
+            f"The Bayes-optimal denoiser on the first {bayes[words[0]]['clips']} scenes (its "
+            f"posterior over at least {bayes[words[0]]['references']} rendered training scenes "
+            "per caption):",
+            "",
+            "| noise level | " + " | ".join(f"{w} effect (relative)" for w in words) + " |",
+            "|---|" + "---|" * len(words),
+        ]
+        for level in bayes[words[0]]["levels"]:
+            cells = [
+                f"{cell(bayes[w]['levels'][level]['effect'], 5)} "
+                f"({bayes[w]['levels'][level]['relative']:+.0%})"
+                for w in words
+            ]
+            lines.append(f"| {level} | " + " | ".join(cells) + " |")
     return lines
 
 

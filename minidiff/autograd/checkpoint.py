@@ -37,4 +37,4 @@ def checkpoint(fn, *inputs: Tensor) -> Tensor:
             recomputed.backward(g)
         return tuple(leaf.grad if leaf.requires_grad else None for leaf in leaves)
 
-    return Tensor._from_op(out.data, tuple(inputs), backward, "checkpoint")
+    return Tensor.from_op(out.data, tuple(inputs), backward, "checkpoint")

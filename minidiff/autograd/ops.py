@@ -99,7 +99,7 @@ def add(a, b) -> Tensor:
     def backward(g):
         return sum_to(g, a.shape), sum_to(g, b.shape)
 
-    return Tensor._from_op(a.data + b.data, (a, b), backward, "add")
+    return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
 
 def sub(a, b) -> Tensor:
@@ -109,7 +109,7 @@ def sub(a, b) -> Tensor:
     def backward(g):
         return sum_to(g, a.shape), sum_to(-g, b.shape) if b.requires_grad else None
 
-    return Tensor._from_op(a.data - b.data, (a, b), backward, "sub")
+    return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
 
 def mul(a, b) -> Tensor:
@@ -121,7 +121,7 @@ def mul(a, b) -> Tensor:
         gb = sum_to(g * a.data, b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(a.data * b.data, (a, b), backward, "mul")
+    return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
 
 
 def div(a, b) -> Tensor:
@@ -135,13 +135,13 @@ def div(a, b) -> Tensor:
         gb = sum_to(-g_over_b * out, b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(out, (a, b), backward, "div")
+    return Tensor.from_op(out, (a, b), backward, "div")
 
 
 def neg(a) -> Tensor:
     """-a.  d/da = -1."""
     a = as_tensor(a)
-    return Tensor._from_op(-a.data, (a,), lambda g: (-g,), "neg")
+    return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
 
 
 def pow(a, exponent) -> Tensor:  # noqa: A001 - the natural name, as in Python and PyTorch
@@ -154,7 +154,7 @@ def pow(a, exponent) -> Tensor:  # noqa: A001 - the natural name, as in Python a
         def backward_const(g):
             return (g * (p * a.data ** (p - 1.0)),)
 
-        return Tensor._from_op(out, (a,), backward_const, "pow")
+        return Tensor.from_op(out, (a,), backward_const, "pow")
     a, b = _binary(a, exponent, "pow")
     out = a.data**b.data
 
@@ -164,7 +164,7 @@ def pow(a, exponent) -> Tensor:  # noqa: A001 - the natural name, as in Python a
         gb = sum_to(g * out * xp.log(a.data), b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(out, (a, b), backward, "pow")
+    return Tensor.from_op(out, (a, b), backward, "pow")
 
 
 def matmul(a, b) -> Tensor:
@@ -198,7 +198,7 @@ def matmul(a, b) -> Tensor:
         )
 
     (out,) = parallel.matmul((a.data, b.data))
-    return Tensor._from_op(out, (a, b), backward, "matmul")
+    return Tensor.from_op(out, (a, b), backward, "matmul")
 
 
 def linear(x, weight, bias=None) -> Tensor:
@@ -245,7 +245,7 @@ def _folded(x: Tensor, weight: Tensor, bias, op: str) -> Tensor:
 
     (out,) = parallel.matmul((rows, weight.data, None if bias is None else bias.data))
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._from_op(out.reshape(*x.shape[:-1], m), parents, backward, op)
+    return Tensor.from_op(out.reshape(*x.shape[:-1], m), parents, backward, op)
 
 
 # ============================================================================================
@@ -257,28 +257,28 @@ def exp(x) -> Tensor:
     """e^x.  d/dx = e^x (the output, reused)."""
     x = as_floating(x)
     out = backend.xp_of(x.data).exp(x.data)
-    return Tensor._from_op(out, (x,), lambda g: (g * out,), "exp")
+    return Tensor.from_op(out, (x,), lambda g: (g * out,), "exp")
 
 
 def log(x) -> Tensor:
     """log x.  d/dx = 1/x."""
     x = as_floating(x)
     out = backend.xp_of(x.data).log(x.data)
-    return Tensor._from_op(out, (x,), lambda g: (g / x.data,), "log")
+    return Tensor.from_op(out, (x,), lambda g: (g / x.data,), "log")
 
 
 def sqrt(x) -> Tensor:
     """sqrt x.  d/dx = 1 / (2 sqrt x)."""
     x = as_floating(x)
     out = backend.xp_of(x.data).sqrt(x.data)
-    return Tensor._from_op(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
+    return Tensor.from_op(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
 
 
 def tanh(x) -> Tensor:
     """tanh x.  d/dx = 1 - tanh^2 x."""
     x = as_floating(x)
     out = backend.xp_of(x.data).tanh(x.data)
-    return Tensor._from_op(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
+    return Tensor.from_op(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
 
 
 def _sigmoid(xp, x):
@@ -290,7 +290,7 @@ def sigmoid(x) -> Tensor:
     """sigma(x) = 1 / (1 + e^-x).  d/dx = sigma (1 - sigma)."""
     x = as_floating(x)
     out = _sigmoid(backend.xp_of(x.data), x.data)
-    return Tensor._from_op(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
+    return Tensor.from_op(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
 
 
 def relu(x) -> Tensor:
@@ -298,7 +298,7 @@ def relu(x) -> Tensor:
     x = as_tensor(x)
     positive = x.data > 0
     out = x.data * positive
-    return Tensor._from_op(out, (x,), lambda g: (g * positive,), "relu")
+    return Tensor.from_op(out, (x,), lambda g: (g * positive,), "relu")
 
 
 def gelu(x, approximate: str = "tanh") -> Tensor:
@@ -329,21 +329,21 @@ def gelu(x, approximate: str = "tanh") -> Tensor:
 
     else:
         raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
-    return Tensor._from_op(out, (x,), backward, "gelu")
+    return Tensor.from_op(out, (x,), backward, "gelu")
 
 
 def silu(x) -> Tensor:
     """SiLU(x) = x sigma(x).  d/dx = sigma (1 + x (1 - sigma))."""
     x = as_floating(x)
     out, s = kernels.silu(x.data)
-    return Tensor._from_op(out, (x,), lambda g: (kernels.silu_grad(g, x.data, s),), "silu")
+    return Tensor.from_op(out, (x,), lambda g: (kernels.silu_grad(g, x.data, s),), "silu")
 
 
 def abs(x) -> Tensor:  # noqa: A001
     """|x|.  d/dx = sign(x) (0 at x = 0)."""
     x = as_tensor(x)
     xp = backend.xp_of(x.data)
-    return Tensor._from_op(xp.abs(x.data), (x,), lambda g: (g * xp.sign(x.data),), "abs")
+    return Tensor.from_op(xp.abs(x.data), (x,), lambda g: (g * xp.sign(x.data),), "abs")
 
 
 def clip(x, low=None, high=None) -> Tensor:
@@ -356,7 +356,7 @@ def clip(x, low=None, high=None) -> Tensor:
     if high is not None:
         inside &= x.data <= high
     out = xp.clip(x.data, low, high)
-    return Tensor._from_op(out, (x,), lambda g: (g * inside,), "clip")
+    return Tensor.from_op(out, (x,), lambda g: (g * inside,), "clip")
 
 
 def where(condition, a, b) -> Tensor:
@@ -373,7 +373,7 @@ def where(condition, a, b) -> Tensor:
         gb = sum_to(xp.where(condition, zero, g), b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(xp.where(condition, a.data, b.data), (a, b), backward, "where")
+    return Tensor.from_op(xp.where(condition, a.data, b.data), (a, b), backward, "where")
 
 
 def _extremum(a, b, op: str, pick) -> Tensor:
@@ -389,7 +389,7 @@ def _extremum(a, b, op: str, pick) -> Tensor:
         gb = sum_to(share * b_wins, b.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._from_op(out, (a, b), backward, op)
+    return Tensor.from_op(out, (a, b), backward, op)
 
 
 def maximum(a, b) -> Tensor:
@@ -408,7 +408,7 @@ def astype(x, dtype) -> Tensor:
     source = x.dtype
     if numpy.dtype(dtype) == source:
         return x
-    return Tensor._from_op(x.data.astype(dtype), (x,), lambda g: (g.astype(source),), "astype")
+    return Tensor.from_op(x.data.astype(dtype), (x,), lambda g: (g.astype(source),), "astype")
 
 
 # ============================================================================================
@@ -426,7 +426,7 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     def backward(g):
         return (xp.broadcast_to(_unreduce(g, x.shape, axes), x.shape),)
 
-    return Tensor._from_op(xp.asarray(out), (x,), backward, "sum")
+    return Tensor.from_op(xp.asarray(out), (x,), backward, "sum")
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
@@ -454,7 +454,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     def backward(g):
         return (_unreduce(g, x.shape, axes) * (2.0 * scale) * centered,)
 
-    return Tensor._from_op(xp.asarray(out), (x,), backward, "var")
+    return Tensor.from_op(xp.asarray(out), (x,), backward, "var")
 
 
 def _check_nonempty(x: Tensor, axes: tuple, op: str) -> None:
@@ -485,7 +485,7 @@ def _reduce_extremum(x, axis, keepdims: bool, op: str) -> Tensor:
         hits /= hits.sum(axis=axes, keepdims=True)
         return (_unreduce(g, x.shape, axes) * hits,)
 
-    return Tensor._from_op(out, (x,), backward, op)
+    return Tensor.from_op(out, (x,), backward, op)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -519,7 +519,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
         # cost the gradient |out| * eps of relative precision
         return (_unreduce(g, x.shape, axes) * (exps / total),)
 
-    return Tensor._from_op(out, (x,), backward, "logsumexp")
+    return Tensor.from_op(out, (x,), backward, "logsumexp")
 
 
 def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
@@ -551,7 +551,7 @@ def softmax(x, axis: int = -1, *, scale: float = 1.0, mask=None) -> Tensor:
         grad = kernels.softmax_grad(g if last else xp.moveaxis(g, ax, -1), out, float(scale))
         return (grad if last else xp.moveaxis(grad, -1, ax),)
 
-    return Tensor._from_op(out if last else xp.moveaxis(out, -1, ax), (x,), backward, "softmax")
+    return Tensor.from_op(out if last else xp.moveaxis(out, -1, ax), (x,), backward, "softmax")
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
@@ -566,7 +566,7 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     def backward(g):
         return (g - xp.exp(out) * g.sum(axis=ax, keepdims=True),)
 
-    return Tensor._from_op(out, (x,), backward, "log_softmax")
+    return Tensor.from_op(out, (x,), backward, "log_softmax")
 
 
 # ============================================================================================
@@ -590,7 +590,7 @@ def reshape(x, *shape) -> Tensor:
         raise ShapeError(
             f"reshape: cannot reshape {x.shape} ({x.size} entries) to {shape}"
         ) from None
-    return Tensor._from_op(out, (x,), lambda g: (g.reshape(x.shape),), "reshape")
+    return Tensor.from_op(out, (x,), lambda g: (g.reshape(x.shape),), "reshape")
 
 
 def transpose(x, *axes) -> Tensor:
@@ -603,7 +603,7 @@ def transpose(x, *axes) -> Tensor:
         )
     axes = tuple(a % x.ndim for a in axes)
     inverse = tuple(numpy.argsort(axes))
-    return Tensor._from_op(
+    return Tensor.from_op(
         x.data.transpose(axes), (x,), lambda g: (g.transpose(inverse),), "transpose"
     )
 
@@ -613,7 +613,7 @@ def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     x = as_tensor(x)
     normalize_axes((axis1,), x.ndim), normalize_axes((axis2,), x.ndim)
     out = x.data.swapaxes(axis1, axis2)
-    return Tensor._from_op(out, (x,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
+    return Tensor.from_op(out, (x,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
 
 
 def broadcast_to(x, *shape) -> Tensor:
@@ -624,7 +624,7 @@ def broadcast_to(x, *shape) -> Tensor:
         raise ShapeError(f"broadcast_to: {x.shape} cannot be broadcast to {shape}")
     xp = backend.xp_of(x.data)
     out = xp.broadcast_to(x.data, shape)
-    return Tensor._from_op(out, (x,), lambda g: (sum_to(g, x.shape),), "broadcast_to")
+    return Tensor.from_op(out, (x,), lambda g: (sum_to(g, x.shape),), "broadcast_to")
 
 
 def squeeze(x, axis=None) -> Tensor:
@@ -688,7 +688,7 @@ def getitem(x, index) -> Tensor:
             backend.scatter_add(grad, index, g)
         return (grad,)
 
-    return Tensor._from_op(out, (x,), backward, "getitem")
+    return Tensor.from_op(out, (x,), backward, "getitem")
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
@@ -714,7 +714,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
         return tuple(xp.split(g, bounds, axis=ax))
 
     out = xp.concatenate([t.data for t in tensors], axis=ax)
-    return Tensor._from_op(out, tuple(tensors), backward, "concatenate")
+    return Tensor.from_op(out, tuple(tensors), backward, "concatenate")
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
@@ -761,4 +761,4 @@ def pad(x, pad_width, value: float = 0.0) -> Tensor:
         raise ShapeError(f"pad: negative pad width {pad_width}")
     out = xp.pad(x.data, widths.tolist() or 0, mode="constant", constant_values=value)
     inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths.tolist(), x.shape))
-    return Tensor._from_op(out, (x,), lambda g: (g[inner],), "pad")
+    return Tensor.from_op(out, (x,), lambda g: (g[inner],), "pad")

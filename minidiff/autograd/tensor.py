@@ -163,8 +163,11 @@ class Tensor:
         self._node: Node | None = None
 
     @classmethod
-    def _from_op(cls, data, parents: tuple, backward, op: str) -> Tensor:
-        """Wrap an op's result; record the graph only if some parent needs a gradient."""
+    def from_op(cls, data, parents: tuple, backward, op: str) -> Tensor:
+        """The tensor an op returns: ``data`` its result, ``parents`` its input tensors,
+        ``backward`` the function from the output's gradient to the parents' gradients, ``op``
+        the name errors give it. The graph is recorded only if some parent needs a gradient.
+        Every op of :mod:`minidiff.autograd.ops`, and any op a reader writes, ends with it."""
         out = cls.__new__(cls)
         out.data, out.grad, out._node = data, None, None
         out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
@@ -198,7 +201,7 @@ class Tensor:
     # --- leaving the graph ---------------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same data as a new leaf that records nothing (shares memory)."""
-        return Tensor._from_op(self.data, (), None, "detach")
+        return Tensor.from_op(self.data, (), None, "detach")
 
     def numpy(self) -> numpy.ndarray:
         """The data as a NumPy array on the host (a copy if it lives on the GPU)."""
@@ -220,7 +223,7 @@ class Tensor:
         def backward(g):
             return (backend.to_device(g, source),)
 
-        return Tensor._from_op(backend.to_device(self.data, device), (self,), backward, "to")
+        return Tensor.from_op(backend.to_device(self.data, device), (self,), backward, "to")
 
     # --- reverse mode --------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph: bool = False) -> None:

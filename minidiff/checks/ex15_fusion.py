@@ -80,7 +80,7 @@ def _as_tensor(what: str, got, shape: tuple, dtype) -> Tensor:
     if not isinstance(got, Tensor):
         raise Mismatch(
             f"{what} is a {type(got).__name__}, not a minidiff Tensor: wrap the result with "
-            "Tensor._from_op(out, (x,), backward, 'silu_fused')"
+            "Tensor.from_op(out, (x,), backward, 'silu_fused')"
         )
     if got.shape != tuple(shape):
         raise Mismatch(f"{what} has shape {got.shape}, but x has shape {tuple(shape)}")
@@ -139,14 +139,14 @@ def check_silu_fused(
         if node is None:
             raise Mismatch(
                 "silu_fused(x) recorded no graph node for an x that requires a gradient: "
-                "make the output with Tensor._from_op(out, (x,), backward, 'silu_fused')"
+                "make the output with Tensor.from_op(out, (x,), backward, 'silu_fused')"
             )
         if len(node.parents) != 1 or node.parents[0] is not leaf:
             made = _graph_ops(out)
             raise Mismatch(
                 f"silu_fused(x) recorded {len(made)} graph nodes ({', '.join(made)}); a fused op "
                 "records exactly one, whose only parent is x itself: compute the forward on "
-                "arrays (x.data), then call Tensor._from_op(out, (x,), backward, 'silu_fused')"
+                "arrays (x.data), then call Tensor.from_op(out, (x,), backward, 'silu_fused')"
             )
         extra = _extra_bytes(node, leaf.data, out.data)
         if extra > leaf.data.nbytes:

@@ -18,6 +18,14 @@ is the same scene rendered as :math:`c'` says: with other colours, or run backwa
 moving at constant velocity, run backwards, is the ball of the opposite direction started where
 the first one ended; :func:`opposite_direction`). Two words with similar data gaps but effects
 a hundred times apart say which of them the network has learned to read.
+
+What a network *could* get from the word is the effect of the Bayes-optimal denoiser,
+:math:`\hat x_0^*(x_t, c) = \mathbb{E}[x_0 \mid x_t, c]`, the minimizer of the x0 loss. For
+one-ball scenes it is computable: the scenes of a caption are a pool of rendered clips of its
+motion and size painted its colour (a one-ball clip is linear in the ball's colour), and the
+posterior mean over such a pool is the mixture oracle (eq-mixture-oracle) with zero widths
+(:func:`bayes_word_effect`). It is exact for the pool's distribution, so it slightly overstates
+what a network can get at low noise, where it recognizes the pool's clips one by one.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ import numpy
 from .. import backend
 from ..autograd.tensor import Tensor, no_grad
 from ..diffusion import process
-from ..world import to_signed
+from ..diffusion.oracles import GaussianMixture
+from ..world import make_dataset, to_signed
 from ..world.captions import COLOURS, SceneSpec
+from ..world.render import BACKGROUND, colour_of
 from .intervals import summarize
 
 OPPOSITE = {
@@ -124,8 +134,81 @@ def word_effect(system, specs, word: str, levels, seed: int = 0) -> dict:
     return result
 
 
+def _coverage(spec: SceneSpec, frames: int, size: int) -> numpy.ndarray:
+    """How much of each pixel a one-ball scene's ball covers, (frames, size, size) in [0, 1]:
+    its clip is the background plus coverage times (colour - background)."""
+    clip = spec.render(frames, size).astype(numpy.float64)
+    colour, background = colour_of(spec.colours[0]), numpy.asarray(BACKGROUND)
+    channel = int(numpy.argmax(numpy.abs(colour - background)))
+    return (clip[:, channel] - background[channel]) / (colour[channel] - background[channel])
+
+
+def _painted(coverage: numpy.ndarray, colour: str) -> numpy.ndarray:
+    """Signed clips (..., frames, 3, H, W) of balls of ``coverage`` painted ``colour``."""
+    background = numpy.asarray(BACKGROUND)[:, None, None]
+    paint = colour_of(colour)[:, None, None] - background
+    return to_signed(background + coverage[..., :, None, :, :] * paint)
+
+
+def bayes_word_effect(
+    specs, word: str, schedule, levels, frames: int, size: int, pool: int = 24000, seed: int = 0
+) -> dict:
+    """The word effect (eq-word-effect) of the Bayes-optimal denoiser E[x0 | x_t, c] on
+    one-ball ``specs``: for each caption, the mixture oracle (eq-mixture-oracle, zero widths)
+    over the clips of a ``pool`` of one-ball training scenes with the caption's motion and size,
+    painted its colour. Same noise as :func:`word_effect` with the same ``seed``; same result
+    layout, plus ``references``, the fewest pool clips any caption had."""
+    if word not in COUNTERFACTUALS:
+        raise ValueError(f"no counterfactual for {word!r}; choose one of {sorted(COUNTERFACTUALS)}")
+    if not specs or any(spec.count != 1 for spec in specs):
+        raise ValueError("bayes_word_effect needs one or more scenes, each of one ball")
+    motions = sorted(
+        {spec.motion for spec in specs}
+        | {COUNTERFACTUALS[word](s, frames, size).motion for s in specs}
+    )
+    _, _, pool_specs = make_dataset(
+        pool, "train", frames, size, seed=seed + 1, counts=[1], motions=motions
+    )
+    coverage = numpy.stack([_coverage(spec, frames, size) for spec in pool_specs])
+    keys = [(spec.sizes[0], spec.motion) for spec in pool_specs]
+    by_key = {key: coverage[[i for i, k in enumerate(keys) if k == key]] for key in set(keys)}
+
+    def oracle(x_t, spec, a, s):
+        references = _painted(by_key[(spec.sizes[0], spec.motion)], spec.colours[0])
+        mixture = GaussianMixture(
+            numpy.ones(len(references)),
+            references.reshape(len(references), -1),
+            numpy.zeros(len(references)),
+        )
+        flat = x_t.reshape(1, -1)
+        return mixture.expected_data(flat, numpy.array([a]), numpy.array([s])).reshape(x_t.shape)
+
+    data = numpy.stack([_painted(_coverage(spec, frames, size), spec.colours[0]) for spec in specs])
+    noise = numpy.random.default_rng(seed).standard_normal(data.shape).astype(numpy.float32)
+    changed_specs = [COUNTERFACTUALS[word](spec, frames, size) for spec in specs]
+    result = {"clips": len(specs), "references": min(len(v) for v in by_key.values()), "levels": {}}
+    for level in levels:
+        a = float(schedule.sqrt_alpha_bars[int(level)])
+        s = float(schedule.sqrt_one_minus_alpha_bars[int(level)])
+        true, changed = [], []
+        for x0, z, spec, other in zip(data, noise, specs, changed_specs):
+            x_t = a * x0 + s * z
+            true.append(float(((oracle(x_t, spec, a, s) - x0) ** 2).mean()))
+            changed.append(float(((oracle(x_t, other, a, s) - x0) ** 2).mean()))
+        true, changed = numpy.array(true), numpy.array(changed)
+        effect = changed - true
+        result["levels"][str(int(level))] = {
+            "true": summarize(true),
+            "changed": summarize(changed),
+            "effect": summarize(effect),
+            "relative": float(effect.mean() / true.mean()) if true.mean() > 0 else None,
+        }
+    return result
+
+
 __all__ = [
     "COUNTERFACTUALS",
+    "bayes_word_effect",
     "one_step_x0_errors",
     "opposite_direction",
     "other_colours",

@@ -164,4 +164,4 @@ def apply_rope(x: Tensor, cos, sin) -> Tensor:
     def backward(g):
         return (kernels.rotate_pairs(g, cos, -sin),)
 
-    return Tensor._from_op(kernels.rotate_pairs(x.data, cos, sin), (x,), backward, "rope")
+    return Tensor.from_op(kernels.rotate_pairs(x.data, cos, sin), (x,), backward, "rope")

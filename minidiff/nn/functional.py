@@ -69,7 +69,7 @@ def layer_norm(
         )
         return (dx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
 
-    return Tensor._from_op(out, parents, backward, "layer_norm")
+    return Tensor.from_op(out, parents, backward, "layer_norm")
 
 
 def dropout(x: Tensor, p: float, training: bool = True, generator=None) -> Tensor:
@@ -142,7 +142,7 @@ def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
         onehot = xp.arange(classes) == targets[..., None]
         return ((xp.exp(shifted - log_norm) - onehot) * g[..., None],)
 
-    loss = Tensor._from_op(out, (logits,), backward, "cross_entropy")
+    loss = Tensor.from_op(out, (logits,), backward, "cross_entropy")
     return _reduce(loss, reduction, "cross_entropy")
 
 

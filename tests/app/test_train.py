@@ -446,7 +446,7 @@ def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
     from minidiff.app.presets import get_preset
 
     seen = []
-    original = Tensor._from_op.__func__
+    original = Tensor.from_op.__func__
 
     def spy(cls, data, parents, backward, op):
         seen.append((op, data.dtype))
@@ -466,7 +466,7 @@ def test_a_float32_training_step_makes_no_float64_array(monkeypatch, tmp_path):
         model={**base.model, "dim": 32, "depth": 3},
         train={**base.train, "steps": 1, "batch_size": 4, "checkpoint_every": 0, "sample_every": 0},
     )
-    monkeypatch.setattr(Tensor, "_from_op", classmethod(spy))
+    monkeypatch.setattr(Tensor, "from_op", classmethod(spy))
     pipeline.train_system(preset, tmp_path, progress=False)
     floats = {dtype for _, dtype in seen if dtype.kind == "f"}
     assert len(seen) > 100

@@ -30,7 +30,7 @@ def _scaled_backward_op(x, scale, at=None):
         grad[at] *= scale
         return (grad,)
 
-    return Tensor._from_op(3.0 * x.data, (x,), backward, "scaled")
+    return Tensor.from_op(3.0 * x.data, (x,), backward, "scaled")
 
 
 def test_gradcheck_accepts_a_correct_backward():

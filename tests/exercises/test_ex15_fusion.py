@@ -32,14 +32,14 @@ def silu_fused(x):
     def backward(g):
         return (g * s * (1.0 + d * (1.0 - s)),)
 
-    return Tensor._from_op(d * s, (x,), backward, "silu_fused")
+    return Tensor.from_op(d * s, (x,), backward, "silu_fused")
 
 
 def silu_without_second_term(x):
     """Forgets the x (1 - sigma) term: the backward of x sigma(x) as if sigma were a constant."""
     d = x.data
     s = _sigmoid(d)
-    return Tensor._from_op(d * s, (x,), lambda g: (g * s,), "silu_fused")
+    return Tensor.from_op(d * s, (x,), lambda g: (g * s,), "silu_fused")
 
 
 def silu_upcast(x):
@@ -50,7 +50,7 @@ def silu_upcast(x):
     def backward(g):
         return (g * s * (np.float64(1.0) + d * (1.0 - s)),)
 
-    return Tensor._from_op(d * s, (x,), backward, "silu_fused")
+    return Tensor.from_op(d * s, (x,), backward, "silu_fused")
 
 
 def silu_composed(x):
@@ -66,7 +66,7 @@ def silu_keeping_too_much(x):
     def backward(g):
         return (g * (s + d * slope),)
 
-    return Tensor._from_op(d * s, (x,), backward, "silu_fused")
+    return Tensor.from_op(d * s, (x,), backward, "silu_fused")
 
 
 def test_silu_check_passes_a_fused_op():

@@ -1,6 +1,8 @@
 """The word effect (eq-word-effect): how much worse a network's one-step x0 estimate gets when
 one word of the caption is changed, and the counterfactual scenes it is read against."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from minidiff.app.presets import get_preset
 from minidiff.app.text_to_video import TextToVideo
 from minidiff.metrics.words import (
+    bayes_word_effect,
     one_step_x0_errors,
     opposite_direction,
     other_colours,
@@ -96,3 +99,32 @@ def test_word_effect_refuses_an_unknown_word_or_no_scenes(system):
         word_effect(system, _scenes(0), "size", levels=[500])
     with pytest.raises(ValueError, match="at least one scene"):
         word_effect(system, [], "colour", levels=[500])
+
+
+@given(seed=st.integers(0, 10_000))
+def test_a_one_ball_clip_is_its_coverage_painted_in_its_colour(seed):
+    """What lets the Bayes oracle repaint its pool: a one-ball clip is linear in the colour."""
+    from minidiff.metrics.words import _coverage, _painted
+
+    for spec in make_dataset(3, "id", 8, 16, seed=seed, counts=[1])[2]:
+        for colour in ("red", "cyan"):
+            painted = _painted(_coverage(spec, 8, 16), colour)
+            repainted = to_signed(replace(spec, colours=(colour,)).render(8, 16))
+            np.testing.assert_allclose(painted, repainted, atol=1e-5)
+
+
+def test_the_bayes_optimal_denoiser_is_hurt_by_either_wrong_word(system):
+    """E[x0 | x_t, c] knows the caption is true: at a high noise level the wrong direction or
+    colour makes it clearly worse (here on a small pool of rendered scenes)."""
+    specs = make_dataset(6, "id", 8, 16, seed=7, counts=[1], motions=MOVES)[2]
+    for word in ("direction", "colour"):
+        result = bayes_word_effect(specs, word, system.schedule, [850], 8, 16, pool=1200)
+        assert result["references"] > 50
+        assert result["levels"]["850"]["effect"]["mean"] > 0
+        assert result["levels"]["850"]["relative"] > 0.5
+
+
+def test_the_bayes_word_effect_is_for_scenes_of_one_ball(system):
+    two = make_dataset(4, "id", 8, 16, seed=0, counts=[2], motions=MOVES)[2]
+    with pytest.raises(ValueError, match="each of one ball"):
+        bayes_word_effect(two, "direction", system.schedule, [850], 8, 16, pool=100)
