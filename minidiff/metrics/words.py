@@ -100,6 +100,18 @@ def one_step_x0_errors(system, data, captions, level: int, noise) -> numpy.ndarr
     return backend.to_numpy(squared).astype(numpy.float64)
 
 
+def _level(true: numpy.ndarray, changed: numpy.ndarray) -> dict:
+    """One level of a word effect from per-clip errors under the true and the changed caption:
+    each with its interval, their difference (eq-word-effect), and that as a fraction."""
+    effect = changed - true
+    return {
+        "true": summarize(true),
+        "changed": summarize(changed),
+        "effect": summarize(effect),
+        "relative": float(effect.mean() / true.mean()) if true.mean() > 0 else None,
+    }
+
+
 def word_effect(system, specs, word: str, levels, seed: int = 0) -> dict:
     """The word effect (eq-word-effect) of changing ``word`` (a key of ``COUNTERFACTUALS``) in
     the captions of ``specs``, at each noise level of ``levels``, and the data gap.
@@ -124,13 +136,7 @@ def word_effect(system, specs, word: str, levels, seed: int = 0) -> dict:
     for level in levels:
         true = one_step_x0_errors(system, data, true_captions, int(level), noise)
         changed = one_step_x0_errors(system, data, changed_captions, int(level), noise)
-        effect = changed - true
-        result["levels"][str(int(level))] = {
-            "true": summarize(true),
-            "changed": summarize(changed),
-            "effect": summarize(effect),
-            "relative": float(effect.mean() / true.mean()) if true.mean() > 0 else None,
-        }
+        result["levels"][str(int(level))] = _level(true, changed)
     return result
 
 
@@ -195,14 +201,7 @@ def bayes_word_effect(
             x_t = a * x0 + s * z
             true.append(float(((oracle(x_t, spec, a, s) - x0) ** 2).mean()))
             changed.append(float(((oracle(x_t, other, a, s) - x0) ** 2).mean()))
-        true, changed = numpy.array(true), numpy.array(changed)
-        effect = changed - true
-        result["levels"][str(int(level))] = {
-            "true": summarize(true),
-            "changed": summarize(changed),
-            "effect": summarize(effect),
-            "relative": float(effect.mean() / true.mean()) if true.mean() > 0 else None,
-        }
+        result["levels"][str(int(level))] = _level(numpy.array(true), numpy.array(changed))
     return result
 
 
