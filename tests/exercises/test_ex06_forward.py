@@ -7,7 +7,7 @@ import pytest
 import minidiff as md
 from minidiff.checks import ex06_forward as E
 
-from .verdicts import assert_shrunk_failure
+from .verdicts import assert_not_done, assert_shrunk_failure, by_name
 
 
 def _per_example(values, like):
@@ -60,7 +60,7 @@ def q_step_without_shrinking(betas, x_prev, t, noise):
         (E.check_q_sample, q_sample_correct),
         (E.check_q_step, q_step_correct),
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ids=by_name,
 )
 def test_diffusion_checks_pass_a_correct_answer(check, correct):
     verdict = check(correct)
@@ -75,18 +75,18 @@ def test_diffusion_checks_pass_a_correct_answer(check, correct):
         (E.check_q_step, q_step_variance_beta_squared, "eq-forward-step", "variance"),
         (E.check_q_step, q_step_without_shrinking, "eq-forward-step", "x_t"),
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ids=by_name,
 )
 def test_diffusion_checks_fail_a_typical_mistake(check, wrong, equation, says):
     assert_shrunk_failure(check(wrong), equation, says)
 
 
 def test_diffusion_checks_not_done():
-    def stub(*args):
-        raise NotImplementedError("Exercise 6.1: write the closed form q_sample (eq-closed-form)")
-
-    verdict = E.check_q_sample(stub)
-    assert verdict.status == "NOT DONE" and "Exercise 6.1" in verdict.message
+    assert_not_done(
+        E.check_q_sample,
+        "Exercise 6.1: write the closed form q_sample (eq-closed-form)",
+        "Exercise 6.1",
+    )
 
 
 def test_q_sample_check_shows_the_schedule_and_the_index_convention():

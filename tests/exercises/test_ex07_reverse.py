@@ -7,7 +7,7 @@ import pytest
 import minidiff as md
 from minidiff.checks import ex07_reverse as E
 
-from .verdicts import assert_shrunk_failure
+from .verdicts import assert_not_done, assert_shrunk_failure, by_name
 
 
 def _per_example(values, like):
@@ -62,7 +62,7 @@ def mean_from_eps_sqrt_beta(betas, x_t, t, eps):
         (E.check_q_posterior, q_posterior_correct),
         (E.check_posterior_mean_from_eps, mean_from_eps_correct),
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ids=by_name,
 )
 def test_diffusion_checks_pass_a_correct_answer(check, correct):
     verdict = check(correct)
@@ -76,15 +76,13 @@ def test_diffusion_checks_pass_a_correct_answer(check, correct):
         (E.check_q_posterior, q_posterior_mean_with_alpha_bar, "eq-posterior", "the mean"),
         (E.check_posterior_mean_from_eps, mean_from_eps_sqrt_beta, "eq-posterior-mean-eps", "mean"),
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ids=by_name,
 )
 def test_diffusion_checks_fail_a_typical_mistake(check, wrong, equation, says):
     assert_shrunk_failure(check(wrong), equation, says)
 
 
 def test_diffusion_checks_not_done():
-    def stub(*args):
-        raise NotImplementedError("Exercise 7.1: write the posterior (eq-posterior)")
-
-    verdict = E.check_q_posterior(stub)
-    assert verdict.status == "NOT DONE" and "Exercise 7.1" in verdict.message
+    assert_not_done(
+        E.check_q_posterior, "Exercise 7.1: write the posterior (eq-posterior)", "Exercise 7.1"
+    )

@@ -9,3 +9,19 @@ def assert_shrunk_failure(verdict, equation: str, says: str) -> None:
     assert f"it must satisfy ({equation})" in verdict.message
     assert says in verdict.message
     assert "shape (1,)" in verdict.message or "shape ()" in verdict.message, verdict.message
+
+
+def assert_not_done(check, stub_message: str, exercise: str) -> None:
+    """A check run on a stub that raises NotImplementedError(``stub_message``), as a student's
+    untouched notebook does, says NOT DONE and names the ``exercise``."""
+
+    def stub(*args):
+        raise NotImplementedError(stub_message)
+
+    verdict = check(stub)
+    assert verdict.status == "NOT DONE" and exercise in verdict.message, verdict.message
+
+
+def by_name(value) -> str:
+    """Test ids from the functions in a parametrize table."""
+    return getattr(value, "__name__", "")
