@@ -3,7 +3,10 @@
 Reading order of the forward pass (book chapter 9):
 
 1. ``patchify`` cuts a clip (B, F, C, H, W) into tubelets of pt frames x p x p pixels, one token
-   each, in (t, i, j) order (time slowest); a Linear embeds each token in ``dim``.
+   each, in (t, i, j) order (time slowest); a Linear embeds each token in ``dim``. With
+   ``stem_channels`` S > 0, two 3 x 3 convolutions over each frame first compute S feature
+   maps (conv, GELU, conv, GELU), which go into the tokens beside the C pixel channels: the
+   same small detectors at every pixel, instead of separate ones for each place in a patch.
 2. Positions: fixed sincos over (t, i, j) or learned vectors are added to the patch tokens, or a
    3-D rotary encoding rotates queries and keys inside attention (``pos_encoding``).
 3. The diffusion time (``TimeEmbedding``: sinusoidal features -> MLP) and the text features
@@ -107,6 +110,7 @@ class UViTConfig:
     text_dim: int = 0
     text_length: int = 0
     conv_out: bool = False
+    stem_channels: int = 0
     frame_conditioning: bool = False
     adaln: bool = False
     frame_times: bool = False
@@ -120,6 +124,7 @@ class UViTConfig:
         problems += [
             config.integer("text_dim", self.text_dim, 0),
             config.integer("text_length", self.text_length, 0),
+            config.integer("stem_channels", self.stem_channels, 0),
             config.number("mlp_ratio", self.mlp_ratio, 0, open_low=True),
             config.number("time_fraction", self.time_fraction, 0, 1, open_high=False),
             config.number("pos_max_period", self.pos_max_period, 0, open_low=True),
@@ -169,7 +174,13 @@ class UViTConfig:
 
     @property
     def patch_dim(self) -> int:
+        """Pixel values in one token: what the head predicts."""
         return self.tubelet * self.patch * self.patch * self.channels
+
+    @property
+    def token_dim(self) -> int:
+        """Values a token is embedded from: its pixels and the stem's feature maps there."""
+        return self.tubelet * self.patch * self.patch * (self.channels + self.stem_channels)
 
     @property
     def num_extra_tokens(self) -> int:
@@ -215,7 +226,7 @@ class UViT(Module):
         super().__init__()
         self.config = c = config
         kw = {"dtype": dtype, "device": device}
-        self.patch_embed = Linear(c.patch_dim, c.dim, **kw)
+        self.patch_embed = Linear(c.token_dim, c.dim, **kw)
         self.time_embed = TimeEmbedding(c.dim, **kw)
         self.text_embed = Linear(c.text_dim, c.dim, **kw) if c.text_dim else None
         self.extra_pos = init.trunc_normal_(
@@ -268,6 +279,14 @@ class UViT(Module):
             self.final_modulation = Linear(c.dim, 2 * c.dim, init_weight="zeros", **kw)
             init.zeros_(self.final_modulation.bias)
         self.conv = Conv2d(c.channels, c.channels, 3, **kw) if c.conv_out else None
+        self.stem = None
+        if c.stem_channels:
+            self.stem = ModuleList(
+                [
+                    Conv2d(c.channels, c.stem_channels, 3, **kw),
+                    Conv2d(c.stem_channels, c.stem_channels, 3, **kw),
+                ]
+            )
         self.known_embed = None
         if c.frame_conditioning:
             self.known_embed = init.trunc_normal_(
@@ -367,6 +386,14 @@ class UViT(Module):
         return Tensor(per_token[:, :, None], dtype=dtype)
 
     # --- forward --------------------------------------------------------------------------------
+    def _stem_features(self, x: Tensor) -> Tensor:
+        """(B, F, C, H, W) -> (B, F, S, H, W): conv, GELU, conv, GELU over each frame."""
+        b, f, channels, height, width = x.shape
+        h = x.transpose(0, 1, 3, 4, 2).reshape(b * f, height, width, channels)
+        for conv in self.stem:
+            h = F.gelu(conv(h))
+        return h.reshape(b, f, height, width, -1).transpose(0, 1, 4, 2, 3)
+
     def _run_block(self, block: TransformerBlock, tokens: Tensor, key_mask, rope, condition):
         """One block, recomputed in backward instead of stored if ``checkpoint_blocks``;
         ``condition`` is the adaLN vector of a modulated network (or None)."""
@@ -394,6 +421,8 @@ class UViT(Module):
                 f"UViT expects clips (B, F, C, H, W) with (F, C, H, W) = {expected}, got {x.shape}"
             )
         b = x.shape[0]
+        if self.stem is not None:
+            x = ops.concatenate([x, self._stem_features(x)], axis=2)
         tokens = self.patch_embed(patchify(x, c.patch, c.tubelet))
         if c.pos_encoding != "rope3d":  # absolute positions, alone or beside the rotary ones
             tokens = tokens + self.patch_pos
@@ -489,7 +518,7 @@ def forward_flops(config: UViTConfig, batch: int = 1) -> dict:
     tokens_per_block = [n] * c.depth
     hidden = int(d * c.mlp_ratio)
     parts = {
-        "patch_embed": 2 * c.num_patches * c.patch_dim * d,
+        "patch_embed": 2 * c.num_patches * c.token_dim * d,
         "qkv_and_proj": sum(2 * m * d * 4 * d for m in tokens_per_block),
         "attention": sum(2 * 2 * p * d for p in pairs),
         "mlp": sum(2 * m * d * hidden * 2 for m in tokens_per_block),

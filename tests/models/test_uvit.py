@@ -95,8 +95,10 @@ def test_padded_text_tokens_are_ignored():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("attention", ["joint", "factorized"])
-def test_whole_model_gradient_in_float64(attention):
+@pytest.mark.parametrize(
+    "attention, stem_channels", [("joint", 0), ("factorized", 0), ("joint", 3)]
+)
+def test_whole_model_gradient_in_float64(attention, stem_channels):
     md.manual_seed(3)
     config = _tiny(
         frames=2,
@@ -109,10 +111,30 @@ def test_whole_model_gradient_in_float64(attention):
         text_length=0,
         attention=attention,
         pos_encoding="rope3d",
+        stem_channels=stem_channels,
     )
     model = UViT(config, dtype=np.float64)
     x = md.randn(1, 2, 2, 2, 2, dtype=np.float64)
     assert md.gradcheck(lambda clip: model(clip, np.array([7])), x, directions=3)
+
+
+def test_the_stem_adds_feature_maps_beside_the_pixels_and_is_the_same_at_every_place():
+    md.manual_seed(4)
+    plain, stemmed = UViT(_tiny()), UViT(_tiny(stem_channels=5))
+    assert stemmed.config.token_dim == plain.config.patch_dim * (2 + 5) // 2
+    x = md.randn(2, 4, 2, 4, 4)
+    out = stemmed(x, np.array([3, 500]), md.randn(2, 3, 6), np.ones((2, 3), dtype=bool))
+    assert out.shape == x.shape and out.dtype == np.float32
+    # convolutions commute with a shift: a clip moved one pixel right gives feature maps moved
+    # one pixel right wherever the two 3 x 3 layers (2 pixels each way) see no border
+    wide = UViT(_tiny(height=4, width=10, stem_channels=5))
+    x = md.randn(1, 4, 2, 4, 10).numpy()
+    shifted = np.zeros_like(x)
+    shifted[..., 1:] = x[..., :-1]
+    a = wide._stem_features(md.tensor(x)).numpy()
+    b = wide._stem_features(md.tensor(shifted)).numpy()
+    np.testing.assert_allclose(b[..., 3:-2], a[..., 2:-3], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(b[..., 3:-2], a[..., 3:-2])
 
 
 def test_config_errors_name_the_problem():
