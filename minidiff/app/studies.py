@@ -33,7 +33,7 @@ import json
 import platform
 import shlex
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy
@@ -43,7 +43,14 @@ from ..metrics.continuation import evaluate_videos, reference_video
 from ..metrics.intervals import ratio_interval
 from ..metrics.prediction import evaluate_predictions
 from ..metrics.video import evaluate_clips
-from ..metrics.words import bayes_word_effect, one_step_x0_errors, word_effect
+from ..metrics.words import (
+    bayes_word_effect,
+    feature_similarity,
+    one_step_x0_errors,
+    opposite_direction,
+    other_colours,
+    word_effect,
+)
 from ..world import make_dataset, ood_axes, to_signed
 from ..world.captions import OOD_AXES
 from ..world.preview import write_grid_gif
@@ -189,6 +196,39 @@ STUDIES = {
             train={"frame_masks": MASKS},
             world={"counts": [1], "motions": MOVES},
         ),
+        Study(
+            "proxy-patch-2-tubelet-4",
+            "one ball, four directions, masks and adaLN-Zero, with tokens of 4 frames x 2 x 2 "
+            "pixels: as many tokens as now, a grid four times finer in space, so a ball crosses "
+            "tokens as it moves and each token holds a piece of its path",
+            model={"frame_conditioning": True, "adaln": True, "patch": 2, "tubelet": 4},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
+        Study(
+            "proxy-patch-2-tubelet-2",
+            "one ball, four directions, masks and adaLN-Zero, with tokens of 2 frames x 2 x 2 "
+            "pixels (twice the tokens)",
+            model={"frame_conditioning": True, "adaln": True, "patch": 2, "tubelet": 2},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
+        Study(
+            "proxy-stem",
+            "one ball, four directions, masks and adaLN-Zero, with a convolutional stem (two "
+            "3 x 3 layers of 16 feature maps per frame, beside the pixels in each token)",
+            model={"frame_conditioning": True, "adaln": True, "stem_channels": 16},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
+        Study(
+            "proxy-absolute-positions",
+            "one ball, four directions, masks and adaLN-Zero, with absolute sincos positions "
+            "beside the rotary ones: each token knows its frame",
+            model={"frame_conditioning": True, "adaln": True, "pos_encoding": "rope3d+sincos3d"},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
     ]
 }
 
@@ -330,19 +370,33 @@ BAYES_SCENES, BAYES_POOL = 64, 8000  # scenes, and rendered training scenes the 
 BAYES_LEVELS = (500, 700, 850, 950)
 
 
+def word_scenes(preset: Preset, clips: int = WORD_SCENES) -> list:
+    """The ID scenes the word effect is measured on: ``clips`` scenes of the preset's world with
+    balls moving at constant velocity (the scenes whose direction can be reversed)."""
+    motions = [m for m in preset.world.get("motions") or MOVES if m in MOVES]
+    world = {**preset.world, "motions": motions}
+    return make_dataset(clips, "id", preset.frames, preset.size, seed=EVAL_SEED, **world)[2]
+
+
+GIVEN_FIRST = "direction, first frame given"  # the word effect with frame 0 given clean
+
+
 def word_effects(
     system: TextToVideo, preset: Preset, clips: int = WORD_SCENES, bayes: bool = False
 ) -> dict:
     """The word effect (eq-word-effect) of the direction and of the colour word, at the levels
-    of the x0-error profile, on ``clips`` ID scenes of balls moving at constant velocity (the
-    scenes whose direction can be reversed). With ``bayes``, in a one-ball world, each word
-    also gets ``"bayes"``: the Bayes-optimal denoiser's effect on the first ``BAYES_SCENES`` of
-    those scenes (:func:`~minidiff.metrics.words.bayes_word_effect`), what reading the word
-    could give."""
-    motions = [m for m in preset.world.get("motions") or MOVES if m in MOVES]
-    world = {**preset.world, "motions": motions}
-    specs = make_dataset(clips, "id", preset.frames, preset.size, seed=EVAL_SEED, **world)[2]
+    of the x0-error profile, on the :func:`word_scenes`; for a network trained with frame
+    masks also that of the direction with the first frame given clean (``GIVEN_FIRST``), where
+    the ball's place is known and the word alone says where it goes. With ``bayes``, in a
+    one-ball world, each word also gets ``"bayes"``: the Bayes-optimal denoiser's effect on the
+    first ``BAYES_SCENES`` of those scenes
+    (:func:`~minidiff.metrics.words.bayes_word_effect`), what reading the word could give."""
+    specs = word_scenes(preset, clips)
     effects = {word: word_effect(system, specs, word, LEVELS, seed=EVAL_SEED) for word in WORDS}
+    if system.config.frame_conditioning:
+        effects[GIVEN_FIRST] = word_effect(
+            system, specs, "direction", LEVELS, seed=EVAL_SEED, given=1
+        )
     if bayes and preset.world.get("counts") == [1]:
         for word in WORDS:
             effects[word]["bayes"] = bayes_word_effect(
@@ -356,6 +410,32 @@ def word_effects(
                 seed=EVAL_SEED,
             )
     return effects
+
+
+# each "moves" motion turned a quarter: another axis, for the captions of word_features only
+TURNED = {
+    "moves left": "moves up",
+    "moves up": "moves right",
+    "moves right": "moves down",
+    "moves down": "moves left",
+}
+
+
+def word_features(system: TextToVideo, preset: Preset, clips: int = WORD_SCENES) -> dict:
+    """How alike the text encoder makes the words that two captions of a :func:`word_scenes`
+    scene differ in (:func:`~minidiff.metrics.words.feature_similarity`, a cosine with its
+    interval): the direction reversed (left and right, up and down), the direction turned a
+    quarter (left and up, ...) and the colours changed. Near 1 for the reversed direction and
+    well below for the turned one: the encoder tells the axis of a motion, not its sign."""
+    specs = word_scenes(preset, clips)
+    frames, size = preset.frames, preset.size
+    captions = [spec.caption for spec in specs]
+    others = {
+        "reversed": [opposite_direction(spec, frames, size).caption for spec in specs],
+        "turned": [replace(spec, motion=TURNED[spec.motion]).caption for spec in specs],
+        "recoloured": [other_colours(spec, frames, size).caption for spec in specs],
+    }
+    return {name: feature_similarity(system, captions, other) for name, other in others.items()}
 
 
 # --- the runner -----------------------------------------------------------------------------------
@@ -509,6 +589,7 @@ def add_word_effects(name: str, out_root="studies", runs_root="runs/studies", co
             f"{result['steps']}: the run is not the one the results describe"
         )
     result["word_effect"] = word_effects(system, system.preset, bayes=True)
+    result["word_features"] = word_features(system, system.preset)
     result["word_effect_command"] = command or f"python -m minidiff study {name} --word-effect"
     path.write_text(json.dumps(result, indent=1) + "\n")
     (out / "report.md").write_text(report(result))
@@ -570,6 +651,7 @@ def evaluate_study(
         "continuation": {"frames": VIDEO_FRAMES, "context": CONTEXT, "sources": cont},
         "x0_error_by_level": x0_error_by_level(system, scenes(preset, "id", 64)),
         "word_effect": word_effects(system, preset),
+        "word_features": word_features(system, preset),
     }
 
 
@@ -711,6 +793,15 @@ def report(result: dict) -> str:
     lines.append("| " + " | ".join(f"{v:.4f}" for v in result["x0_error_by_level"].values()) + " |")
     if result.get("word_effect"):
         lines += ["", *word_effect_table(result["word_effect"])]
+    if result.get("word_features"):
+        lines += [
+            "",
+            "## The text encoder's features of the changed word (cosine between the two captions)",
+            "",
+            "| " + " | ".join(result["word_features"]) + " |",
+            "|" + "---|" * len(result["word_features"]),
+            "| " + " | ".join(cell(v, 3) for v in result["word_features"].values()) + " |",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -733,7 +824,8 @@ def word_effect_table(effects: dict) -> list[str]:
         lines.append(f"| {level} | " + " | ".join(cells) + " |")
     gaps = " | ".join(cell(effects[w]["data_gap"], 4) for w in words)
     lines.append(f"| data gap | {gaps} |")
-    if all("bayes" in effects[w] for w in words):
+    if any("bayes" in effects[w] for w in words):
+        words = [w for w in words if "bayes" in effects[w]]
         bayes = {w: effects[w]["bayes"] for w in words}
         lines += [
             "",

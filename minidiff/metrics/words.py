@@ -26,6 +26,16 @@ motion and size painted its colour (a one-ball clip is linear in the ball's colo
 posterior mean over such a pool is the mixture oracle (eq-mixture-oracle) with zero widths
 (:func:`bayes_word_effect`). It is exact for the pool's distribution, so it slightly overstates
 what a network can get at low noise, where it recognizes the pool's clips one by one.
+
+Two ways to see where a word gets lost:
+
+* **Given frames.** A network trained with frame masks can be handed the first ``given`` frames
+  clean (x_t = x_0 there, eq-masked-loss), and the error then counts the other frames only.
+  With the first frame given, the ball's place is known, and the direction word is all that
+  says where it goes next: the word's worth is largest there.
+* **The word's features** (:func:`feature_similarity`): the cosine between the text encoder's
+  features at the word that two captions do not share. An encoder that gives "left" and
+  "right" the same features leaves nothing downstream to read, whatever the network after it.
 """
 
 from __future__ import annotations
@@ -83,20 +93,31 @@ COUNTERFACTUALS: dict[str, Callable[[SceneSpec, int, int], SceneSpec]] = {
 }
 
 
-def one_step_x0_errors(system, data, captions, level: int, noise) -> numpy.ndarray:
+def one_step_x0_errors(system, data, captions, level: int, noise, given: int = 0) -> numpy.ndarray:
     """Per-clip mean squared error of the network's one-step x0 estimate at noise ``level``,
     for signed clips ``data`` noised with ``noise`` (eq-closed-form), under ``captions``; host
-    float64, shape (clips,)."""
+    float64, shape (clips,). With ``given`` > 0 the first ``given`` frames go in clean and
+    marked known (a network trained with frame masks), and only the other frames count."""
+    frames = data.shape[1]
+    if not 0 <= given < frames:
+        raise ValueError(f"given must be 0 to {frames - 1} frames of {frames}, got {given}")
     device = system.encoder.device
     data_d, noise_d = backend.to_device(data, device), backend.to_device(noise, device)
+    xp = backend.xp_of(data_d)
     ids, mask = system.tokenize(captions)
+    known = None
+    if given:
+        known = xp.zeros((len(data), frames), dtype=bool)
+        known[:, :given] = True
     with no_grad():
         tokens, token_mask = system.encoder(ids, mask)
-        t = backend.xp_of(data_d).full(len(data), level, dtype=numpy.int64)
+        t = xp.full(len(data), level, dtype=numpy.int64)
         x_t = process.q_sample(system.schedule, data_d, t, noise_d)
-        prediction = system.model(Tensor(x_t), t, tokens, token_mask).data
+        if given:
+            x_t[:, :given] = data_d[:, :given]
+        prediction = system.model(Tensor(x_t), t, tokens, token_mask, known=known).data
         x0, _ = process.to_x0_and_eps(system.schedule, x_t, t, prediction, system.target)
-    squared = ((x0 - data_d) ** 2).reshape(len(data), -1).mean(axis=1)
+    squared = ((x0 - data_d)[:, given:] ** 2).reshape(len(data), -1).mean(axis=1)
     return backend.to_numpy(squared).astype(numpy.float64)
 
 
@@ -112,9 +133,10 @@ def _level(true: numpy.ndarray, changed: numpy.ndarray) -> dict:
     }
 
 
-def word_effect(system, specs, word: str, levels, seed: int = 0) -> dict:
+def word_effect(system, specs, word: str, levels, seed: int = 0, given: int = 0) -> dict:
     """The word effect (eq-word-effect) of changing ``word`` (a key of ``COUNTERFACTUALS``) in
-    the captions of ``specs``, at each noise level of ``levels``, and the data gap.
+    the captions of ``specs``, at each noise level of ``levels``, and the data gap; with the
+    first ``given`` frames given clean (:func:`one_step_x0_errors`), over the other frames.
 
     Returns ``{"clips", "data_gap", "levels": {t: {"true", "changed", "effect", "relative"}}}``:
     each a mean with its 95% bootstrap interval (eq-bootstrap) over clips, ``relative`` the
@@ -128,16 +150,46 @@ def word_effect(system, specs, word: str, levels, seed: int = 0) -> dict:
     clips = numpy.stack([spec.render(frames, size) for spec in specs])
     changed_clips = numpy.stack([spec.render(frames, size) for spec in changed_specs])
     data = to_signed(clips).astype(numpy.float32)
-    gap = ((to_signed(changed_clips) - data) ** 2).reshape(len(data), -1).mean(axis=1)
+    gap = ((to_signed(changed_clips) - data)[:, given:] ** 2).reshape(len(data), -1).mean(axis=1)
     noise = numpy.random.default_rng(seed).standard_normal(data.shape).astype(numpy.float32)
     true_captions = [spec.caption for spec in specs]
     changed_captions = [spec.caption for spec in changed_specs]
     result = {"clips": len(specs), "data_gap": summarize(gap), "levels": {}}
     for level in levels:
-        true = one_step_x0_errors(system, data, true_captions, int(level), noise)
-        changed = one_step_x0_errors(system, data, changed_captions, int(level), noise)
+        true = one_step_x0_errors(system, data, true_captions, int(level), noise, given)
+        changed = one_step_x0_errors(system, data, changed_captions, int(level), noise, given)
         result["levels"][str(int(level))] = _level(true, changed)
     return result
+
+
+def feature_similarity(system, captions, other_captions) -> dict:
+    """How alike the text encoder makes two words: for each pair of captions of equal length,
+    the cosine between the encoder's features at the positions where their tokens differ
+    (averaged over those positions), summarized as a mean with its 95% bootstrap interval
+    (eq-bootstrap) over pairs. 1 means the encoder cannot tell the words apart."""
+    if len(captions) != len(other_captions) or not captions:
+        raise ValueError(
+            f"feature_similarity needs pairs of captions, got {len(captions)} and "
+            f"{len(other_captions)}"
+        )
+    ids, mask = system.tokenize(captions)
+    other_ids, other_mask = system.tokenize(other_captions)
+    differ = (ids != other_ids) & mask & other_mask
+    unpaired = numpy.flatnonzero(~differ.any(axis=1) | (mask != other_mask).any(axis=1))
+    if len(unpaired):
+        row = int(unpaired[0])
+        raise ValueError(
+            f"captions {captions[row]!r} and {other_captions[row]!r} must have the same number "
+            "of words and differ in at least one"
+        )
+    with no_grad():
+        features = backend.to_numpy(system.encoder(ids, mask)[0].data).astype(numpy.float64)
+        other = backend.to_numpy(system.encoder(other_ids, other_mask)[0].data)
+    other = other.astype(numpy.float64)
+    cosine = (features * other).sum(-1) / (
+        numpy.linalg.norm(features, axis=-1) * numpy.linalg.norm(other, axis=-1) + 1e-12
+    )
+    return summarize((cosine * differ).sum(axis=1) / differ.sum(axis=1))
 
 
 def _coverage(spec: SceneSpec, frames: int, size: int) -> numpy.ndarray:
@@ -208,6 +260,7 @@ def bayes_word_effect(
 __all__ = [
     "COUNTERFACTUALS",
     "bayes_word_effect",
+    "feature_similarity",
     "one_step_x0_errors",
     "opposite_direction",
     "other_colours",

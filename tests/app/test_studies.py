@@ -62,9 +62,14 @@ def test_a_study_writes_its_curve_rates_intervals_and_command(tmp_path):
     text = studies.table(tmp_path / "results").read_text()
     assert "[masked](masked/report.md)" in text
     effects = result["word_effect"]
-    assert set(effects) == set(studies.WORDS) and effects["direction"]["clips"] == 128
+    assert set(effects) == {*studies.WORDS, studies.GIVEN_FIRST}
+    assert effects["direction"]["clips"] == 128
     assert list(effects["colour"]["levels"]) == [str(t) for t in studies.LEVELS]
     assert "## Word effect" in (out / "report.md").read_text()
+    features = result["word_features"]
+    assert set(features) == {"reversed", "turned", "recoloured"}
+    assert all(-1.0 <= f["low"] <= f["mean"] <= f["high"] <= 1.0 + 1e-9 for f in features.values())
+    assert "## The text encoder's features" in (out / "report.md").read_text()
 
 
 def test_the_word_effect_measured_later_is_the_one_measured_at_the_end(tmp_path):
@@ -81,11 +86,13 @@ def test_the_word_effect_measured_later_is_the_one_measured_at_the_end(tmp_path)
     )
     path = out / "result.json"
     result = json.loads(path.read_text())
-    measured = result.pop("word_effect")
+    measured, features = result.pop("word_effect"), result.pop("word_features")
+    assert set(measured) == set(studies.WORDS)  # no frame masks: no effect with a frame given
     path.write_text(json.dumps(result))
     studies.add_word_effects("tiny", tmp_path / "results", tmp_path / "runs", command="again")
     later = json.loads(path.read_text())
     assert later["word_effect"] == measured and later["word_effect_command"] == "again"
+    assert later["word_features"] == features
     with pytest.raises(FileNotFoundError, match="run `python -m minidiff study other` first"):
         studies.add_word_effects("other", tmp_path / "results", tmp_path / "runs")
 

@@ -12,6 +12,7 @@ from minidiff.app.presets import get_preset
 from minidiff.app.text_to_video import TextToVideo
 from minidiff.metrics.words import (
     bayes_word_effect,
+    feature_similarity,
     one_step_x0_errors,
     opposite_direction,
     other_colours,
@@ -99,6 +100,49 @@ def test_word_effect_refuses_an_unknown_word_or_no_scenes(system):
         word_effect(system, _scenes(0), "size", levels=[500])
     with pytest.raises(ValueError, match="at least one scene"):
         word_effect(system, [], "colour", levels=[500])
+
+
+def test_given_frames_go_in_clean_and_only_the_others_count(system):
+    """With the first frames given, x_t there is the clip itself: the noise drawn for them
+    changes nothing; and the effect and data gap are over the frames left to generate."""
+    specs = _scenes(3, n=4)
+    data = to_signed(np.stack([s.render(8, 16) for s in specs])).astype(np.float32)
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(data.shape).astype(np.float32)
+    other = noise.copy()
+    other[:, :2] = rng.standard_normal(other[:, :2].shape)
+    captions = [s.caption for s in specs]
+    a = one_step_x0_errors(system, data, captions, 850, noise, given=2)
+    b = one_step_x0_errors(system, data, captions, 850, other, given=2)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not np.allclose(a, one_step_x0_errors(system, data, captions, 850, other))
+    result = word_effect(system, specs, "direction", levels=[850], given=2)
+    changed = [opposite_direction(s, 8, 16).caption for s in specs]
+    noise = np.random.default_rng(0).standard_normal(data.shape).astype(np.float32)
+    wrong = one_step_x0_errors(system, data, changed, 850, noise, given=2)
+    true = one_step_x0_errors(system, data, captions, 850, noise, given=2)
+    assert result["levels"]["850"]["effect"]["mean"] == pytest.approx((wrong - true).mean())
+    gap = ((data[:, ::-1] - data)[:, 2:] ** 2).reshape(len(data), -1).mean(axis=1)
+    assert result["data_gap"]["mean"] == pytest.approx(gap.mean(), rel=1e-4)
+    with pytest.raises(ValueError, match="given must be 0 to 7"):
+        one_step_x0_errors(system, data, captions, 850, noise, given=8)
+
+
+def test_feature_similarity_compares_the_words_two_captions_do_not_share(system):
+    """A cosine per pair at the differing word: symmetric, at most 1, below 1 for two words
+    an untrained encoder embeds at random; a pair that shares every word is refused."""
+    left = ["a red ball moves left", "a small blue ball moves up"]
+    right = ["a red ball moves right", "a small blue ball moves down"]
+    forward, backward = (
+        feature_similarity(system, left, right),
+        feature_similarity(system, right, left),
+    )
+    assert forward["mean"] == pytest.approx(backward["mean"], rel=1e-9)
+    assert forward["mean"] < 0.999 and forward["high"] <= 1.0 + 1e-9
+    with pytest.raises(ValueError, match="differ in at least one"):
+        feature_similarity(system, left, left)
+    with pytest.raises(ValueError, match="same number of words"):
+        feature_similarity(system, ["a red ball moves left"], ["a small red ball moves left"])
 
 
 @given(seed=st.integers(0, 10_000))
