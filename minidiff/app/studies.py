@@ -222,6 +222,15 @@ STUDIES = {
             world={"counts": [1], "motions": MOVES},
         ),
         Study(
+            "proxy-motion-rope",
+            "one ball, four directions, masks and adaLN-Zero, with four rotary pairs per head "
+            "tilted along motions of 0.2 tokens per frame (eq-rope-motion): attention can look "
+            "along a ball's path, and the direction's sign is which pairs it weighs",
+            model={"frame_conditioning": True, "adaln": True, "motion_slope": 0.2},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+        ),
+        Study(
             "proxy-absolute-positions",
             "one ball, four directions, masks and adaLN-Zero, with absolute sincos positions "
             "beside the rotary ones: each token knows its frame",

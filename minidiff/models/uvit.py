@@ -8,7 +8,8 @@ Reading order of the forward pass (book chapter 9):
    maps (conv, GELU, conv, GELU), which go into the tokens beside the C pixel channels: the
    same small detectors at every pixel, instead of separate ones for each place in a patch.
 2. Positions: fixed sincos over (t, i, j) or learned vectors are added to the patch tokens, or a
-   3-D rotary encoding rotates queries and keys inside attention (``pos_encoding``).
+   3-D rotary encoding rotates queries and keys inside attention (``pos_encoding``); with
+   ``motion_slope`` some rotary pairs follow lines of motion through (t, i) and (t, j).
 3. The diffusion time (``TimeEmbedding``: sinusoidal features -> MLP) and the text features
    (Linear) become extra tokens in front of the patches: U-ViT treats every input as a token;
    ``key_mask`` hides the caption's padding from every query.
@@ -106,6 +107,7 @@ class UViTConfig:
     attention: str = "joint"
     time_fraction: float = 0.25
     pos_max_period: float = 10000.0
+    motion_slope: float = 0.0
     checkpoint_blocks: bool = False
     text_dim: int = 0
     text_length: int = 0
@@ -128,9 +130,15 @@ class UViTConfig:
             config.number("mlp_ratio", self.mlp_ratio, 0, open_low=True),
             config.number("time_fraction", self.time_fraction, 0, 1, open_high=False),
             config.number("pos_max_period", self.pos_max_period, 0, open_low=True),
+            config.number("motion_slope", self.motion_slope, 0),
         ]
         if self.pos_encoding not in POS_ENCODINGS:
             problems.append(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
+        if self.motion_slope and not self.pos_encoding.startswith("rope3d"):
+            problems.append(
+                f"motion_slope {self.motion_slope} tilts rotary pairs: it needs a rope3d "
+                f"pos_encoding, got {self.pos_encoding!r}"
+            )
         if self.attention not in ATTENTIONS:
             problems.append(f"attention {self.attention!r} is not one of {ATTENTIONS}")
         if config.integer("depth", self.depth) or self.depth % 2 == 0:
@@ -316,6 +324,7 @@ class UViT(Module):
                 c.pos_max_period,
                 dtype=dtype,
                 device=device,
+                motion_slope=c.motion_slope,
             )
             xp = backend.xp_of(cos)
             extra = c.num_extra_tokens

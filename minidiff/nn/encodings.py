@@ -119,6 +119,9 @@ def sincos_2d(height: int, width: int, dim: int, max_period: float = 10000.0) ->
     )
 
 
+MOTION_PAIRS = 4  # rotary pairs of rope_3d's motion share: rows and columns, each slope's sign
+
+
 def rope_3d(
     frames: int,
     height: int,
@@ -128,13 +131,36 @@ def rope_3d(
     max_period: float = 10000.0,
     dtype=None,
     device=None,
+    motion_slope: float = 0.0,
 ):
     """Rotary tables for (t, i, j) (eq-rope): the head dimension is split across the three
     axes (:func:`split_width`); each pair (x_{2k}, x_{2k+1}) of an axis' share is rotated by
-    the angle pos_axis * w_k. Returns (cos, sin), each (N, head_dim / 2), for ``apply_rope``."""
-    d_t, d_i, d_j = split_width(head_dim, time_fraction)
+    the angle pos_axis * w_k. Returns (cos, sin), each (N, head_dim / 2), for ``apply_rope``.
+
+    With ``motion_slope`` s > 0 (tokens per frame), the first ``MOTION_PAIRS`` pairs are
+    oblique instead (eq-rope-motion): rotated by i - s t, i + s t, j - s t and j + s t. A
+    score's term from the pair of i - s t depends on (i - i') - s (t - t'), so it is the same all
+    along the line that a thing moving down at s tokens per frame draws in (t, i): a query can
+    look along a motion at every frame offset at once, and pick its sign by which pairs it
+    weighs. On the axes alone a score is a sum of a term in the frame offset and terms in the
+    row and column offsets, which cannot follow a line through (t, i). The other pairs are
+    split across the axes as without a slope."""
+    motion = 2 * MOTION_PAIRS if motion_slope > 0 else 0
+    d_t, d_i, d_j = split_width(head_dim - motion, time_fraction)
     positions = grid_positions(frames, height, width).astype(numpy.float64)
     angles = []
+    if motion:
+        t = positions[:, 0:1]
+        angles.append(
+            numpy.concatenate(
+                [
+                    positions[:, axis : axis + 1] + sign * motion_slope * t
+                    for axis in (1, 2)
+                    for sign in (-1.0, 1.0)
+                ],
+                axis=1,
+            )
+        )
     for axis, width_axis in zip(range(3), (d_t, d_i, d_j)):
         if width_axis:
             frequencies = max_period ** (-numpy.arange(width_axis // 2) * 2.0 / width_axis)

@@ -137,6 +137,20 @@ def test_the_stem_adds_feature_maps_beside_the_pixels_and_is_the_same_at_every_p
     assert not np.allclose(b[..., 3:-2], a[..., 3:-2])
 
 
+def test_motion_slope_tilts_rotary_pairs_and_needs_rotary_positions():
+    md.manual_seed(5)
+    tilted = UViT(_tiny(pos_encoding="rope3d", motion_slope=0.25, dim=32))
+    plain = UViT(_tiny(pos_encoding="rope3d", dim=32))
+    cos, _ = tilted._rope(np.float32, "cpu")
+    assert cos.shape == plain._rope(np.float32, "cpu")[0].shape
+    assert not np.allclose(cos, plain._rope(np.float32, "cpu")[0])
+    x = md.randn(2, 4, 2, 4, 4)
+    out = tilted(x, np.array([3, 500]), md.randn(2, 3, 6), np.ones((2, 3), dtype=bool))
+    assert out.shape == x.shape
+    with pytest.raises(ValueError, match="motion_slope 0.25 tilts rotary pairs"):
+        _tiny(pos_encoding="sincos3d", motion_slope=0.25)
+
+
 def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="pos_encoding 'fourier'"):
         _tiny(pos_encoding="fourier")

@@ -99,6 +99,37 @@ def test_rope_scores_invariant_to_shifting_both_positions(shift, seed):
     )
 
 
+@given(
+    slope=st.floats(0.1, 1.0),
+    shift=st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2)),
+    seed=st.integers(0, 100),
+)
+def test_eq_rope_motion_pairs_follow_lines_of_motion(slope, shift, seed):
+    """(eq-rope-motion): the tables are still rotary (scores depend on the offset only), and the
+    first oblique pair turns by i - s t, the same all along a move of s rows per frame."""
+    frames, height, width, head_dim = 4, 5, 5, 16
+    cos, sin = encodings.rope_3d(frames, height, width, head_dim, motion_slope=slope)
+    angles = np.arctan2(sin, cos).astype(np.float64)
+    index = lambda t, i, j: (t * height + i) * width + j  # noqa: E731
+    a, b = (1, 2, 2), (0, 1, 3)
+    a2, b2 = (tuple(x + d for x, d in zip(p, shift)) for p in (a, b))
+    if all(0 <= x < n for p in (a2, b2) for x, n in zip(p, (frames, height, width))):
+        wrap = lambda x: np.angle(np.exp(1j * x))  # noqa: E731
+        np.testing.assert_allclose(
+            wrap(angles[index(*a)] - angles[index(*b)]),
+            wrap(angles[index(*a2)] - angles[index(*b2)]),
+            atol=1e-5,
+        )
+    t, i, j = grid_positions_of(frames, height, width)
+    expected = i - slope * t
+    np.testing.assert_allclose(angles[:, 0], np.angle(np.exp(1j * expected)), atol=1e-5)
+    assert cos.shape == (frames * height * width, head_dim // 2)
+
+
+def grid_positions_of(frames, height, width):
+    return encodings.grid_positions(frames, height, width).T.astype(np.float64)
+
+
 def test_rope_preserves_norms():
     cos, sin = encodings.rope_3d(2, 3, 3, 6, dtype=np.float64)
     x = md.randn(18, 6, dtype=np.float64)
