@@ -231,6 +231,16 @@ STUDIES = {
             world={"counts": [1], "motions": MOVES},
         ),
         Study(
+            "proxy-word-init",
+            "one ball, four directions, masks and adaLN-Zero, with the text encoder's word "
+            "table drawn at standard deviation 1 instead of 0.02: every word distinct from the "
+            "first step",
+            model={"frame_conditioning": True, "adaln": True},
+            train={"frame_masks": MASKS},
+            world={"counts": [1], "motions": MOVES},
+            preset_fields={"text": {**get_preset("tiny-cpu").text, "embedding_std": 1.0}},
+        ),
+        Study(
             "proxy-absolute-positions",
             "one ball, four directions, masks and adaLN-Zero, with absolute sincos positions "
             "beside the rotary ones: each token knows its frame",

@@ -218,8 +218,9 @@ def sample_drop(batch: int, p: float, device: str | None = None):
 class TextEncoder(Module):
     """Token ids to contextual features: a small pre-LN transformer over the caption.
 
-    With E the token table, P the learned positions (both N(0, 0.02^2) truncated at two standard
-    deviations, as in ViT and GPT-2) and m the mask,
+    With E the token table (N(0, ``embedding_std``^2) truncated at two standard deviations;
+    0.02 as in ViT and GPT-2 by default), P the learned positions (N(0, 0.02^2) truncated alike)
+    and m the mask,
 
         h_0 = E[ids] + P[:L],   h_k = Block_k(h_{k-1}; keys where m is False are hidden),
         features = LayerNorm(h_depth) * m    (positions where m is False are set to 0).
@@ -246,10 +247,13 @@ class TextEncoder(Module):
         heads: int = 4,
         max_length: int = 16,
         mlp_ratio: float = 4.0,
+        embedding_std: float = 0.02,
         dtype=None,
         device=None,
     ):
         super().__init__()
+        if embedding_std <= 0:
+            raise ValueError(f"TextEncoder: embedding_std must be > 0, got {embedding_std}")
         if vocab_size < len(RESERVED) + 1 or max_length < 1 or depth < 0:
             raise ValueError(
                 f"TextEncoder: need vocab_size > {len(RESERVED)}, max_length >= 1 and "
@@ -260,7 +264,7 @@ class TextEncoder(Module):
         dtype = dtype or backend.DEFAULT_FLOAT
         xp = backend.module_for(device)
         self.token_embedding = Embedding(vocab_size, dim, dtype=dtype, device=device)
-        init.trunc_normal_(self.token_embedding.weight, 0.02)
+        init.trunc_normal_(self.token_embedding.weight, embedding_std)
         self.positions = init.trunc_normal_(
             Parameter(xp.zeros((max_length, dim)), dtype=dtype, device=device), 0.02
         )

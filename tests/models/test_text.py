@@ -269,6 +269,20 @@ def test_encoder_rejects_bad_inputs(tokenizer):
         encoder(ids.astype(np.float32), mask)
 
 
+@given(std=st.floats(0.01, 2.0))
+def test_the_token_table_is_drawn_at_the_embedding_std(std):
+    """N(0, std^2) truncated at 2 std: every entry within 2 std, and the spread of the table
+    that of the truncated normal, 0.880 std (the positions keep 0.02)."""
+    md.manual_seed(0)
+    encoder = TextEncoder(200, 32, depth=0, embedding_std=std)
+    table = encoder.token_embedding.weight.numpy()
+    assert np.abs(table).max() <= 2 * std * (1 + 1e-6)
+    assert table.std() == pytest.approx(0.880 * std, rel=0.05)
+    assert encoder.positions.numpy().std() == pytest.approx(0.880 * 0.02, rel=0.1)
+    with pytest.raises(ValueError, match="embedding_std must be > 0, got 0"):
+        TextEncoder(200, 32, embedding_std=0)
+
+
 def test_sample_drop():
     md.manual_seed(3)
     first = host(sample_drop(10_000, 0.1))
