@@ -9,7 +9,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # conda-forge names for the PyPI packages whose names differ
-CONDA_NAME = {"cupy-cuda12x": "cupy", "torch": "pytorch"}
+CONDA_NAME = {"cupy-cuda12x": "cupy", "nvidia-cuda-nvrtc-cu12": "cuda-nvrtc", "torch": "pytorch"}
 
 
 def _name(requirement: str) -> str:
@@ -52,6 +52,15 @@ def test_dev_extra_holds_the_exercises_extra():
     assert set(extras["exercises"]) <= set(extras["dev"])
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r'pip install .*-e "\.\[[^\]]*\bdev\b', makefile)
+
+
+def test_make_test_compiles_the_cuda_kernels_rather_than_skipping():
+    """``make test`` (which CI runs) installs the ``cuda-check`` extra and sets
+    MINIDIFF_CUDA_CHECK=1, under which a missing compiler fails tests/test_cuda_sources.py."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r'^\$\(CHECK\): .*\n\t.*pip install .*-e "\.\[cuda-check\]"', makefile, re.M)
+    recipe = re.search(r"^test: \$\(CHECK\)\n\t(.*)$", makefile, re.M)
+    assert recipe and "MINIDIFF_CUDA_CHECK=1" in recipe.group(1)
 
 
 def test_library_imports_no_framework():

@@ -10,7 +10,7 @@ implementations, one per file:
 * ``cpu.py``: NumPy ufuncs writing in place into the result, over blocks that stay in a core's
   cache, shared among the threads;
 * ``cuda.py``: CUDA kernels made with ``cupy.ElementwiseKernel`` and ``cupy.ReductionKernel``,
-  compiled on first use.
+  compiled on first use (and, without a GPU, by ``nvrtc.py``'s compile check).
 
 This file holds the table of the three (:data:`KERNELS`), the choice among them
 (:func:`implementation`) and the public functions the ops call. Tests compare each kernel with
