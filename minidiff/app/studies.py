@@ -160,6 +160,14 @@ STUDIES = {
             train={"frame_masks": MASKS},
         ),
         Study(
+            "word-init",
+            "frame masks and adaLN-Zero, with the text encoder's word table drawn at standard "
+            "deviation 1 instead of 0.02",
+            model={"frame_conditioning": True, "adaln": True},
+            train={"frame_masks": MASKS},
+            preset_fields={"text": {**get_preset("tiny-cpu").text, "embedding_std": 1.0}},
+        ),
+        Study(
             "frame-noise",
             "frame masks, adaLN-Zero and, for half the clips, one noise level per frame",
             model={"frame_conditioning": True, "adaln": True, "frame_times": True},
