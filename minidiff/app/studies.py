@@ -102,6 +102,22 @@ class Study:
 
 
 MOVES = ["moves left", "moves right", "moves up", "moves down"]
+ONE_BALL = {"counts": [1], "motions": MOVES}  # the smallest task with a direction
+
+
+def one_ball_demo(name: str, question: str, model: dict | None = None, **fields) -> Study:
+    """A study of the one-ball task with the demo's recipe (frame masks and adaLN-Zero), plus
+    the ``model`` changes and other :class:`Study` fields given."""
+    return Study(
+        name,
+        question,
+        model={"frame_conditioning": True, "adaln": True, **(model or {})},
+        train={"frame_masks": MASKS},
+        world=ONE_BALL,
+        **fields,
+    )
+
+
 STUDIES = {
     study.name: study
     for study in [
@@ -188,73 +204,57 @@ STUDIES = {
         Study(
             "proxy-baseline",
             "the smallest failing task: one ball, four directions",
-            world={"counts": [1], "motions": MOVES},
+            world=ONE_BALL,
         ),
         Study(
             "proxy-no-min-snr",
             "one ball, four directions, the v loss unweighted: the high noise levels, where the "
             "layout is decided, weigh as much as the rest",
             train={"min_snr_gamma": None},
-            world={"counts": [1], "motions": MOVES},
+            world=ONE_BALL,
         ),
-        Study(
+        one_ball_demo(
             "proxy-masks-adaln",
             "one ball, four directions, with the demo's frame masks and adaLN-Zero",
-            model={"frame_conditioning": True, "adaln": True},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
         ),
-        Study(
+        one_ball_demo(
             "proxy-patch-2-tubelet-4",
             "one ball, four directions, masks and adaLN-Zero, with tokens of 4 frames x 2 x 2 "
             "pixels: as many tokens as now, a grid four times finer in space, so a ball crosses "
             "tokens as it moves and each token holds a piece of its path",
-            model={"frame_conditioning": True, "adaln": True, "patch": 2, "tubelet": 4},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
+            model={"patch": 2, "tubelet": 4},
         ),
-        Study(
+        one_ball_demo(
             "proxy-patch-2-tubelet-2",
             "one ball, four directions, masks and adaLN-Zero, with tokens of 2 frames x 2 x 2 "
             "pixels (twice the tokens)",
-            model={"frame_conditioning": True, "adaln": True, "patch": 2, "tubelet": 2},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
+            model={"patch": 2, "tubelet": 2},
         ),
-        Study(
+        one_ball_demo(
             "proxy-stem",
             "one ball, four directions, masks and adaLN-Zero, with a convolutional stem (two "
             "3 x 3 layers of 16 feature maps per frame, beside the pixels in each token)",
-            model={"frame_conditioning": True, "adaln": True, "stem_channels": 16},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
+            model={"stem_channels": 16},
         ),
-        Study(
+        one_ball_demo(
             "proxy-motion-rope",
             "one ball, four directions, masks and adaLN-Zero, with four rotary pairs per head "
             "tilted along motions of 0.2 tokens per frame (eq-rope-motion): attention can look "
             "along a ball's path, and the direction's sign is which pairs it weighs",
-            model={"frame_conditioning": True, "adaln": True, "motion_slope": 0.2},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
+            model={"motion_slope": 0.2},
         ),
-        Study(
+        one_ball_demo(
             "proxy-word-init",
             "one ball, four directions, masks and adaLN-Zero, with the text encoder's word "
             "table drawn at standard deviation 1 instead of 0.02: every word distinct from the "
             "first step",
-            model={"frame_conditioning": True, "adaln": True},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
             preset_fields={"text": {**get_preset("tiny-cpu").text, "embedding_std": 1.0}},
         ),
-        Study(
+        one_ball_demo(
             "proxy-absolute-positions",
             "one ball, four directions, masks and adaLN-Zero, with absolute sincos positions "
             "beside the rotary ones: each token knows its frame",
-            model={"frame_conditioning": True, "adaln": True, "pos_encoding": "rope3d+sincos3d"},
-            train={"frame_masks": MASKS},
-            world={"counts": [1], "motions": MOVES},
+            model={"pos_encoding": "rope3d+sincos3d"},
         ),
     ]
 }
