@@ -202,6 +202,16 @@ STUDIES = {
             ship=True,
         ),
         Study(
+            "recipe-curve",
+            "the learning curve of frame masks with adaLN-Zero, the word table drawn at "
+            "standard deviation 1 and absolute sincos positions beside the rotary ones, "
+            "20,000 steps",
+            model={"frame_conditioning": True, "adaln": True, "pos_encoding": "rope3d+sincos3d"},
+            train={"frame_masks": MASKS, "steps": 20000},
+            preset_fields={"text": {**get_preset("tiny-cpu").text, "embedding_std": 1.0}},
+            ship=True,
+        ),
+        Study(
             "proxy-baseline",
             "the smallest failing task: one ball, four directions",
             world=ONE_BALL,

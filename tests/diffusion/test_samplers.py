@@ -3,6 +3,8 @@ they must reproduce the data (two-sample Kolmogorov-Smirnov test), and DDIM's al
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minidiff as md
 from minidiff.diffusion import process, samplers, schedules
@@ -140,6 +142,32 @@ def test_cfg_convention():
     np.testing.assert_array_equal(samplers.classifier_free_guidance(u, c, 3.0), u + 3 * (c - u))
     model = samplers.guided(lambda x, t, cond: x * cond, 2.0, 0.0, 1.5)
     np.testing.assert_array_equal(model(np.ones(2), None), 3.0 * np.ones(2))
+
+
+@given(
+    t=st.integers(0, 99),
+    scale=st.floats(-2, 8),
+    values=st.lists(st.floats(-3, 3), min_size=3, max_size=3),
+)
+def test_eq_guidance_v_guided_v_is_guided_eps(t, scale, values):
+    """(eq-guidance-v): at fixed x_t, v is an affine function of eps, so guiding the v
+    predictions and converting the result to eps gives the guided eps; the same for x0."""
+    schedule = schedules.cosine(100)
+    x_t, v_u, v_c = (np.array([value]) for value in values)
+    tt = np.array([t])
+    guided_v = samplers.classifier_free_guidance(v_u, v_c, scale)
+    eps_u, eps_c = (process.eps_from_v(schedule, x_t, tt, v) for v in (v_u, v_c))
+    np.testing.assert_allclose(
+        process.eps_from_v(schedule, x_t, tt, guided_v),
+        samplers.classifier_free_guidance(eps_u, eps_c, scale),
+        atol=1e-9,
+    )
+    x0_u, x0_c = (process.x0_from_v(schedule, x_t, tt, v) for v in (v_u, v_c))
+    np.testing.assert_allclose(
+        process.x0_from_v(schedule, x_t, tt, guided_v),
+        samplers.classifier_free_guidance(x0_u, x0_c, scale),
+        atol=1e-9,
+    )
 
 
 def test_sampling_repeats_under_a_seed():
