@@ -8,23 +8,72 @@ from hypothesis import strategies as st
 import minidiff as md
 from minidiff.diffusion import losses, process, schedules
 
+SCHEDULES = st.sampled_from(
+    [
+        schedules.linear(100),
+        schedules.cosine(1000),
+        schedules.rescale_zero_terminal_snr(schedules.cosine(100)),
+    ]
+)
 
-def test_min_snr_weights():
-    """(eq-min-snr): min(SNR, g)/SNR for eps, min(SNR, g)/(SNR + 1) for v, min(SNR, g) for x0."""
-    schedule = schedules.cosine(1000)
-    t = np.array([0, 100, 500, 900, 999])
-    like = np.zeros((5, 2))
-    snr = schedule.snr[t]
-    for target, expected in [
-        ("eps", np.minimum(snr, 5) / snr),
-        ("v", np.minimum(snr, 5) / (snr + 1)),
-        ("x0", np.minimum(snr, 5)),
-    ]:
-        np.testing.assert_allclose(
-            losses.min_snr_weight(schedule, t, like, target, 5.0)[:, 0], expected, rtol=1e-12
+
+@given(schedule=SCHEDULES, data=st.data(), gamma=st.floats(0.1, 50))
+def test_eq_min_snr_one_error_costs_the_same_in_every_target(schedule, data, gamma):
+    """(eq-min-snr): one model output, read as an eps, an x0 and a v prediction through
+    (eq-parameterizations), has errors with ||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2 and
+    ||v - v_hat||^2 = (SNR + 1) ||x0 - x0_hat||^2, so the three min-SNR-weighted losses
+    ``diffusion_loss`` computes are all min(SNR, gamma) ||x0 - x0_hat||^2, averaged."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    b = data.draw(st.integers(1, 6))
+    x0, noise = rng.standard_normal((b, 3)), rng.standard_normal((b, 3))
+    t = rng.integers(0, len(schedule), b)
+    t[0] = data.draw(st.sampled_from([0, len(schedule) - 1, int(t[0])]))
+    x_t = process.q_sample(schedule, x0, t, noise)
+    v_hat = process.v_from(schedule, x0, t, noise) + rng.standard_normal(x0.shape)
+    x0_hat, eps_hat = process.to_x0_and_eps(schedule, x_t, t, v_hat, "v")
+    predictions = {"eps": eps_hat, "x0": x0_hat, "v": v_hat}
+    snr = schedule.at("snr", t, x0)
+    expected = (np.minimum(snr, gamma) * (x0 - x0_hat) ** 2).mean()
+    for target, prediction in predictions.items():
+        loss = losses.diffusion_loss(
+            lambda x, tt, out=prediction: md.tensor(out, dtype=np.float64),
+            schedule,
+            x0,
+            target=target,
+            t=t,
+            noise=noise,
+            min_snr_gamma=gamma,
         )
-    zero = schedules.rescale_zero_terminal_snr(schedule)
-    assert np.isfinite(losses.min_snr_weight(zero, np.array([999]), like[:1], "eps")).all()
+        assert loss.item() == pytest.approx(expected, rel=1e-8, abs=1e-300), target
+
+
+@given(schedule=SCHEDULES, data=st.data(), gamma=st.floats(0.1, 50))
+def test_eq_min_snr_weights_cap_only_the_low_noise_steps(schedule, data, gamma):
+    """(eq-min-snr) at its boundaries: w_eps = min(SNR, gamma) / SNR lies in (0, 1], is exactly
+    1 where SNR <= gamma (zero SNR included, its limit) and gamma / SNR above; w_x0 =
+    min(SNR, gamma) <= gamma; w_v = min(SNR, gamma) / (SNR + 1) < 1; and all three put the
+    same weight min(SNR, gamma) on the x0 error: w_x0 = SNR w_eps = (SNR + 1) w_v. A larger
+    gamma never lowers a weight."""
+    last = len(schedule) - 1
+    t = np.array([data.draw(st.one_of(st.sampled_from([0, last]), st.integers(0, last)))])
+    like = np.zeros((1, 2))
+    snr = float(schedule.snr[t[0]])
+
+    def weight(target, g=gamma):
+        return float(losses.min_snr_weight(schedule, t, like, target, g)[0, 0])
+
+    w_eps, w_x0, w_v = weight("eps"), weight("x0"), weight("v")
+    assert 0 < w_eps <= 1
+    if snr <= gamma:
+        assert w_eps == 1.0
+    else:
+        assert w_eps == pytest.approx(gamma / snr, rel=1e-12)
+    assert w_x0 == pytest.approx(min(snr, gamma), rel=1e-12) and w_x0 <= gamma
+    assert 0 <= w_v < 1
+    assert w_x0 == pytest.approx(snr * w_eps, rel=1e-12, abs=1e-300)
+    assert w_x0 == pytest.approx((snr + 1) * w_v, rel=1e-12, abs=1e-300)
+    for target in ("eps", "x0", "v"):
+        assert weight(target, 2 * gamma) >= weight(target)
 
 
 @pytest.mark.parametrize("target", ["eps", "x0", "v"])

@@ -142,6 +142,138 @@ def test_vlb_first_step_is_the_decoder_nll_and_prior_kl_is_small():
     assert float(process.prior_kl(schedule, np.ones((1, 1)))[0, 0]) < 1e-4
 
 
+# --- the variational bound (eq-vlb) on Gaussian data, where everything is known in closed form --
+
+# Probabilists' Gauss-Hermite rule: E f(m + sd Z) = sum_i w_i f(m + sd z_i), Z ~ N(0, 1), exact
+# for polynomials of degree <= 9. Every term of (eq-vlb) is a quadratic in x_t, and the whole
+# bound a quadratic in x0, so the rule gives their expectations exactly.
+_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
+_WEIGHTS = _HERMITE_WEIGHTS / np.sqrt(2 * np.pi)
+
+
+@st.composite
+def short_chains(draw):
+    """Schedules of T = 1..8 steps: drawn betas, the last one optionally 1 (zero terminal SNR),
+    or the cosine schedule."""
+    T = draw(st.integers(1, 8))
+    if draw(st.booleans()):
+        return schedules.cosine(T)
+    betas = draw(st.lists(st.floats(1e-3, 0.6), min_size=T, max_size=T))
+    if draw(st.booleans()):
+        betas[-1] = 1.0
+    return schedules.NoiseSchedule(betas)
+
+
+def _exact_reverse_steps(schedule, mu, s):
+    """The true reverse steps q(x_{t-1} | x_t) = N(A x_t + b, c) for data N(mu, s^2), one per
+    index (book step t = index + 1). x_{t-1} ~ N(m, v) with m = sqrt(alpha_bar_{t-1}) mu,
+    v = alpha_bar_{t-1} s^2 + 1 - alpha_bar_{t-1}, and x_t = sqrt(alpha_t) x_{t-1} +
+    sqrt(beta_t) z, so conditioning the joint Gaussian gives A = sqrt(alpha_t) v / w,
+    b = m - A sqrt(alpha_t) m and c = beta_t v / w with w = alpha_t v + beta_t."""
+    ab_prev, alphas, betas = schedule.alpha_bars_prev, schedule.alphas, schedule.betas
+    m = np.sqrt(ab_prev) * mu
+    v = ab_prev * s**2 + 1 - ab_prev
+    w = alphas * v + betas
+    A = np.sqrt(alphas) * v / w
+    return A, m - A * np.sqrt(alphas) * m, betas * v / w
+
+
+def _library_bound(schedule, x0, A, b, c):
+    """L(x0) = L_T + sum_{t=2}^T L_{t-1} + L_0 (eq-vlb) for each entry of ``x0`` (shape (n,)),
+    from ``prior_kl`` and ``vlb_term`` with the model p_theta(x_{t-1} | x_t) = N(A x_t + b, c),
+    the expectation over x_t ~ q(x_t | x0) of every term by quadrature."""
+    grid = np.broadcast_to(x0[:, None], (x0.size, _NODES.size))
+    total = process.prior_kl(schedule, x0[:, None])[:, 0]
+    for k in range(len(schedule)):
+        t = np.full(x0.size, k)
+        x_t = process.q_sample(schedule, grid, t, np.broadcast_to(_NODES, grid.shape))
+        log_var = np.full(grid.shape, np.log(c[k]))
+        term = process.vlb_term(schedule, grid, x_t, t, A[k] * x_t + b[k], log_var)
+        total = total + term @ _WEIGHTS
+    return total
+
+
+def _log_normal(x, mean, var):
+    return -0.5 * (np.log(2 * np.pi * var) + (x - mean) ** 2 / var)
+
+
+def _chain_log_ratio(schedule, x0, A, b, c, rng, n):
+    """log q(x_{1:T} | x0) - log p_theta(x_{0:T}) on n forward chains from x0, drawn step by step
+    (eq-forward-step), with p_theta(x_{0:T}) = N(x_T; 0, 1) prod_t N(x_{t-1}; A x_t + b, c)."""
+    x, ratio = np.full(n, x0), np.zeros(n)
+    for k, beta in enumerate(schedule.betas):
+        following = np.sqrt(1 - beta) * x + np.sqrt(beta) * rng.standard_normal(n)
+        ratio += _log_normal(following, np.sqrt(1 - beta) * x, beta)
+        ratio -= _log_normal(x, A[k] * following + b[k], c[k])
+        x = following
+    return ratio - _log_normal(x, 0.0, 1.0)
+
+
+def _model_nll(A, b, c, x0):
+    """-log p_theta(x0) exactly: from p(x_T) = N(0, 1), each step N(A x + b, c) keeps the
+    marginal Gaussian, mean <- A mean + b and variance <- A^2 variance + c."""
+    mean, var = 0.0, 1.0
+    for k in reversed(range(len(A))):
+        mean, var = A[k] * mean + b[k], A[k] ** 2 * var + c[k]
+    return -_log_normal(x0, mean, var)
+
+
+@given(
+    schedule=short_chains(),
+    mu=st.floats(-2, 2),
+    s=st.floats(0.1, 2),
+    x0=st.floats(-3, 3),
+    wrong=st.tuples(st.floats(-0.5, 0.5), st.floats(-0.5, 0.5), st.floats(-0.5, 0.5)),
+    seed=st.integers(0, 2**16),
+)
+def test_eq_vlb_telescopes_and_bounds_the_nll(schedule, mu, s, x0, wrong, seed):
+    """(eq-vlb) on data x0 ~ N(mu, s^2), for the exact reverse model q(x_{t-1} | x_t) and for a
+    model with its slope, offset and log-variance moved by ``wrong``: the library's
+    L = L_T + sum_{t=2}^T L_{t-1} + L_0
+
+    * equals E_q[log q(x_{1:T} | x0) - log p_theta(x_{0:T})], estimated on forward chains
+      within 5 standard errors: the telescoping identity;
+    * is >= -log p_theta(x0), computed in closed form: the bound;
+    * for the exact model, averaged over the data, equals H(x0) + KL(q(x_T) || N(0, 1)) with
+      H(x0) = 0.5 log(2 pi e s^2) (the joint KL between q(x_{0:T}) and p_theta(x_{0:T}) is that
+      of x_T alone), so it bounds the data's entropy -E log p(x0), and no other model does
+      better."""
+    exact = _exact_reverse_steps(schedule, mu, s)
+    A, b, c = exact
+    model = (A * (1 + wrong[0]), b + wrong[1], c * np.exp(wrong[2]))
+    bound = _library_bound(schedule, np.array([x0]), *model)[0]
+    ratio = _chain_log_ratio(schedule, x0, *model, np.random.default_rng(seed), 4000)
+    tol = 1e-9 * (1 + abs(bound))
+    assert abs(ratio.mean() - bound) < 5 * ratio.std() / np.sqrt(ratio.size) + tol
+    assert bound >= _model_nll(*model, x0) - tol
+
+    data = mu + s * _NODES
+    average = _library_bound(schedule, data, *exact) @ _WEIGHTS
+    last_mean = schedule.sqrt_alpha_bars[-1] * mu
+    last_var = schedule.alpha_bars[-1] * s**2 + 1 - schedule.alpha_bars[-1]
+    prior_gap = 0.5 * (last_mean**2 + last_var - 1 - np.log(last_var))
+    entropy = 0.5 * np.log(2 * np.pi * np.e * s**2)
+    assert average == pytest.approx(entropy + prior_gap, rel=1e-9, abs=1e-9)
+    assert _library_bound(schedule, data, *model) @ _WEIGHTS >= average - 1e-9 * (1 + abs(average))
+
+
+@given(schedule=SCHEDULES, t=st.integers(1, 99), x0=st.floats(-2, 2), x_t=st.floats(-3, 3))
+def test_eq_vlb_kl_terms_vanish_at_the_true_posterior(schedule, t, x0, x_t):
+    """Each L_{t-1} of (eq-vlb) (index t >= 1) is KL(q(x_{t-1} | x_t, x0) || p_theta): zero for
+    any x0 and x_t when the model's step has the posterior's mean tilde mu_t and variance
+    tilde beta_t (eq-posterior), so the bound is then L_T + L_0 alone; with the same mean and
+    variance beta_t it is the constant 0.5 (log(beta_t / tilde beta_t) + tilde beta_t / beta_t
+    - 1), whatever x0 and x_t."""
+    tt, a, x = np.array([t]), np.array([[x0]]), np.array([[x_t]])
+    mean, _, log_var = process.q_posterior(schedule, a, x, tt)
+    assert float(process.vlb_term(schedule, a, x, tt, mean, log_var)[0, 0]) == pytest.approx(
+        0.0, abs=1e-12
+    )
+    ratio = schedule.posterior_variance[t] / schedule.betas[t]
+    kl = process.vlb_term(schedule, a, x, tt, mean, np.log(schedule.at("betas", tt, x)))
+    assert float(kl[0, 0]) == pytest.approx(0.5 * (ratio - 1 - np.log(ratio)), rel=1e-9)
+
+
 def test_process_runs_on_tensors_too():
     schedule = schedules.cosine(10)
     x0 = md.randn(4, 3, requires_grad=True)
