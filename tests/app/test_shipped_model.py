@@ -28,11 +28,13 @@ def test_the_shipped_weights_say_how_they_were_made(shipped):
 
 
 def test_the_shipped_model_samples_clips_of_the_captions_colours(shipped):
-    """Eight in-distribution captions: the clips have the world's shape, repeat under a seed,
-    and most show the caption's colours (the study measured 0.76 on 256 scenes)."""
+    """Eight in-distribution captions: the clips have the world's shape, repeat under a seed
+    (a clip's noise does not depend on the batch it is drawn in; the products of a smaller batch
+    round differently in float32, so equal to 1e-4), and most show the caption's colours (the
+    study measured 0.76 on 256 scenes)."""
     _, captions, specs = make_dataset(8, "id", 8, 16, seed=1234)
     clips = shipped.sample(captions, steps=10, seed=0, progress=False)
     assert clips.shape == (8, 8, 3, 16, 16) and clips.min() >= 0 and clips.max() <= 1
     again = shipped.sample(captions[:2], steps=10, seed=0, progress=False)
-    np.testing.assert_array_equal(again, clips[:2])
+    np.testing.assert_allclose(again, clips[:2], atol=1e-4)
     assert evaluate_clips(clips, specs)["fidelity"]["colour"]["mean"] >= 0.5
