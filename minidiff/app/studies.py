@@ -212,6 +212,26 @@ STUDIES = {
             ship=True,
         ),
         Study(
+            "demo",
+            "the demo's recipe (tiny-cpu: frame masks, adaLN-Zero, the word table at 1, absolute "
+            "positions beside the rotary ones) for the demo's time",
+            preset="tiny-cpu",
+        ),
+        Study(
+            "demo-tubelet-2",
+            "the demo's recipe with tokens of two frames: half the tokens, about twice the steps "
+            "in the same time",
+            preset="tiny-cpu",
+            model={"tubelet": 2},
+        ),
+        Study(
+            "demo-batch-8",
+            "the demo's recipe with batches of 8 clips: about twice the steps in the same time, "
+            "each on half the clips",
+            preset="tiny-cpu",
+            train={"batch_size": 8},
+        ),
+        Study(
             "proxy-baseline",
             "the smallest failing task: one ball, four directions",
             world=ONE_BALL,

@@ -1,4 +1,4 @@
-"""The model shipped with the book (studies/masks-adaln-curve): it loads, says how it was
+"""The model shipped with the book (studies/recipe-curve): it loads, says how it was
 made, and samples clips that the metrics read as the caption's colour."""
 
 import json
@@ -11,7 +11,7 @@ from minidiff.app.text_to_video import TextToVideo
 from minidiff.metrics.video import evaluate_clips
 from minidiff.world import make_dataset
 
-FOLDER = Path(__file__).resolve().parents[2] / "studies" / "masks-adaln-curve"
+FOLDER = Path(__file__).resolve().parents[2] / "studies" / "recipe-curve"
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,8 @@ def test_the_shipped_weights_say_how_they_were_made(shipped):
     result = json.loads((FOLDER / "result.json").read_text())
     assert log["command"] == result["command"].strip() and len(log["losses"]) == result["steps"]
     assert shipped.config.frame_conditioning and shipped.config.adaln
+    assert shipped.config.pos_encoding == "rope3d+sincos3d"
+    assert shipped.preset.text["embedding_std"] == 1.0
 
 
 def test_the_shipped_model_samples_clips_of_the_captions_colours(shipped):
