@@ -35,7 +35,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,book]"
+	$(PY) -m pip install -q -e ".[dev,book,dist]"
 	touch $@
 
 # The tests compile every CUDA kernel with NVRTC, which needs no GPU: CuPy and NVRTC (about

@@ -8,6 +8,8 @@ with a :class:`~minidiff.errors.RunLockError` naming the folder and the holder. 
 run that died without removing it (its process is gone on this host) is taken over, with a
 message. Holding is re-entrant within a process: code that holds a folder can call code that
 holds it again (the pipeline holds it around :meth:`Trainer.run`, which holds it too).
+In a data-parallel job (:mod:`minidiff.distributed`) rank 0 holds the folder for the job: the
+other processes write nothing there and hold nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import distributed
 from .errors import RunLockError
 
 LOCK_NAME = "run.lock"
@@ -32,6 +35,9 @@ def hold(folder) -> Iterator[Path]:
     """Hold ``folder`` (created if missing) for the ``with`` block; yields the lock's path."""
     folder = Path(folder).resolve()
     lock = folder / LOCK_NAME
+    if not distributed.world().is_root:
+        yield lock
+        return
     if folder not in _held:
         folder.mkdir(parents=True, exist_ok=True)
         _acquire(lock)

@@ -76,3 +76,14 @@ def test_makefile_has_the_documented_targets():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_make_venv_installs_mpi_so_the_data_parallel_tests_run_rather_than_skip():
+    """tests/app/test_distributed.py spawns ``mpiexec -n 2``: the ``dist`` extra (mpi4py and
+    MPICH, whose mpiexec lands in the venv's bin) is installed by ``make venv``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert {_name(r) for r in project["optional-dependencies"]["dist"]} == {"mpi4py", "mpich"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(
+        r'^\$\(STAMP\):.*\n(\t.*\n)*\t.*pip install .*-e "\.\[[^\]]*\bdist\b', makefile, re.M
+    )

@@ -7,18 +7,22 @@
 * ``world --preview``: a grid GIF of the world's clips with their captions;
 * ``toy``: diffusion and flow matching on 2-D points (chapter 8's comparison);
 * ``spirals``: the small classifier of chapter 3.
+
+``mpiexec -n W python -m minidiff train ...`` (or ``demo``) trains data parallel over W
+processes (:mod:`minidiff.distributed`); rank 0 prints, samples, measures and writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .. import backend
+from .. import backend, distributed
 from ..config import positive_float_arg as positive_float
 from ..config import positive_int_arg as positive_int
 from ..errors import DeviceError, DTypeError, NonFiniteError, RunLockError, ShapeError
@@ -35,6 +39,7 @@ USER_ERRORS = (
     CheckpointError,
     NonFiniteError,
     RunLockError,
+    distributed.DistributedError,
     ValueError,
     KeyError,
     OSError,
@@ -79,8 +84,9 @@ def _train(args) -> int:
     from . import pipeline
 
     system, trainer, seconds = pipeline.train_system(_preset(args), args.out, resume=not args.fresh)
+    processes = f" on {trainer.world.size} processes" if trainer.world.size > 1 else ""
     print(
-        f"trained to step {trainer.step} in {seconds:.0f} s; checkpoint "
+        f"trained to step {trainer.step} in {seconds:.0f} s{processes}; checkpoint "
         f"{trainer.checkpoint_path}, loss curve {Path(args.out) / 'loss.png'}"
     )
     return 0
@@ -174,6 +180,8 @@ def _demo_in(out: Path, args) -> int:
     print(f"minidiff demo: preset {preset.name} ({preset.description}); run folder {out}\n")
     started = time.perf_counter()
     system, trainer, seconds = pipeline.train_system(preset, out, resume=not args.fresh)
+    if not trainer.world.is_root:  # the other processes of a data-parallel job only train
+        return 0
     gif = pipeline.sample_demo_prompts(system, out / "prompts.gif")
     print(f"sampled the demo prompts: {gif}")
     backend.manual_seed(1)
@@ -276,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     The process belongs to the command, so the command runs with glibc's malloc tuned to keep
     freed blocks for reuse (:func:`minidiff.backend.tune_host_allocator`), about a quarter
     faster per training step.
+
+    Under mpiexec with several processes (:mod:`minidiff.distributed`) only rank 0 prints to
+    stdout, and an error on any process aborts the whole job with a message naming its rank.
     """
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
@@ -285,7 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     backend.tune_host_allocator()
     try:
-        return args.run(args)
+        world = distributed.world()
+        with contextlib.ExitStack() as stack:
+            if not world.is_root:
+                devnull = stack.enter_context(open(os.devnull, "w"))
+                stack.enter_context(contextlib.redirect_stdout(devnull))
+            stack.enter_context(world.aborting_on_error())
+            return args.run(args)
     except USER_ERRORS as error:
         if args.debug or os.environ.get("MINIDIFF_DEBUG", "0") not in ("", "0"):
             raise

@@ -64,10 +64,13 @@ def build_trainer(
         on_sample=snapshot_samples(system, out_dir / "samples") if snapshots else None,
         metadata={**system.metadata(), "preset_overrides": preset.overrides()},
     )
+    world = trainer.world
     with runlock.hold(out_dir):
-        if resume and trainer.checkpoint_path.exists():
-            print(f"resuming from {trainer.checkpoint_path} at step {_resume(trainer)}")
-        elif not resume:
+        if resume and world.broadcast_object(trainer.checkpoint_path.exists()):
+            step = _resume(trainer)
+            if world.is_root:
+                print(f"resuming from {trainer.checkpoint_path} at step {step}")
+        elif not resume and world.is_root:
             _clear_snapshots(out_dir / "samples")
     return system, trainer
 

@@ -20,6 +20,14 @@ A run that diverges stops at the first log interval whose loss (or gradient norm
 with a :class:`~minidiff.errors.NonFiniteError` naming the step; the losses are checked where
 they come to the host anyway, so the guard costs no extra sync. Weights that are not finite are
 never saved: the last good checkpoint stays as it was.
+
+Under ``mpiexec -n W`` the trainer is data parallel (:mod:`minidiff.distributed`): ``batch_size``
+is the global batch, each process computes the gradients of its B / W examples, one all-reduce
+sums them, and every process takes the same step. Rank 0 alone shows progress, samples and
+writes the checkpoint, the losses and the run's lock; the others write nothing. Every
+``check_every`` steps the processes compare a checksum of their parameters. An exception on one
+process aborts the job with a message naming the rank and the step; the last checkpoint stays
+as it was, and resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from pathlib import Path
 import numpy
 from tqdm import tqdm
 
-from .. import backend, config, io, optim, runlock
+from .. import backend, config, distributed, io, optim, runlock
 from ..autograd.tensor import Tensor
 from ..diffusion import losses as diffusion_losses
 from ..diffusion import masking
@@ -73,6 +81,7 @@ class TrainConfig:
     frame_masks: dict | None = None
     frame_difference_weight: float = 0.0
     frame_noise: float = 0.0
+    check_every: int = 100
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -95,6 +104,7 @@ class TrainConfig:
                 "checkpoint_every", self.checkpoint_every, 0, note=" (0: only at the end)"
             ),
             config.integer("sample_every", self.sample_every, 0, note=" (0: never)"),
+            config.integer("check_every", self.check_every, 0, note=" (0: never)"),
             config.number("frame_noise", self.frame_noise, 0, 1, open_high=False),
             config.number("frame_difference_weight", self.frame_difference_weight, 0),
         ]
@@ -153,6 +163,9 @@ class Trainer:
         self.mask = None if mask is None else backend.to_numpy(mask)
         params = model.parameters() + (conditioner.parameters() if conditioner else [])
         self.parameters = params
+        self.world = distributed.world()
+        self.rows = self.world.shard(config.batch_size)  # this process's rows of each batch
+        self.world.broadcast_parameters(params)
         self.optimizer = optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule_lr = optim.LRSchedule.warmup_cosine(
             self.optimizer, config.warmup_steps, config.steps
@@ -166,52 +179,54 @@ class Trainer:
         backend.manual_seed(config.seed)
 
     # --- one step ---------------------------------------------------------------------------------
-    def _batch(self, rng):
-        index = rng.integers(0, self.clips.shape[0], size=self.config.batch_size)
-        return (
-            self.clips[backend.xp_of(self.clips).asarray(index)],
-            (None if self.ids is None else self.ids[index]),
-            (None if self.mask is None else self.mask[index]),
-        )
-
     def _loss(self, rng):
-        clips, ids, mask = self._batch(rng)
-        xp = backend.xp_of(clips)
-        known = None
+        """This process's part of the step's loss. Every random choice is drawn for the whole
+        batch, in the same order whatever the number of processes, and this process keeps its
+        rows (:attr:`rows`): W processes see the examples and noise one would."""
+        batch, shape = self.config.batch_size, (self.config.batch_size, *self.clips.shape[1:])
+        index = rng.integers(0, self.clips.shape[0], size=batch)
+        whole_known = None
         if self.config.frame_masks is not None:
-            known = masking.draw_frame_masks(
-                rng, clips.shape[0], clips.shape[1], self.config.frame_masks
-            )
+            whole_known = masking.draw_frame_masks(rng, batch, shape[1], self.config.frame_masks)
+        drop = None if self.conditioner is None else rng.random(batch) < self.config.cond_drop
+        t = rng.integers(0, len(self.schedule), size=batch)
+        if self.config.frame_noise:  # a fraction of clips get one level per frame, known at 0
+            per_frame = rng.integers(0, len(self.schedule), size=shape[:2])
+            independent = rng.random(batch) < self.config.frame_noise
+            t = numpy.where(independent[:, None], per_frame, t[:, None])
+            if whole_known is not None:
+                t = numpy.where(whole_known, 0, t)
+        noise = rng.standard_normal(shape).astype(self.clips.dtype)
+
+        rows = self.rows
+        xp = backend.xp_of(self.clips)
+        clips = self.clips[xp.asarray(index[rows])]
+        known = None if whole_known is None else whole_known[rows]
         if self.conditioner is None:
 
             def network(x, t, known=None):
                 return self.model(x, t) if known is None else self.model(x, t, known=known)
 
         else:
-            drop = rng.random(clips.shape[0]) < self.config.cond_drop
-            tokens, token_mask = self.conditioner(ids, mask, drop=drop)
+            ids, mask = self.ids[index[rows]], self.mask[index[rows]]
+            tokens, token_mask = self.conditioner(ids, mask, drop=drop[rows])
 
             def network(x, t, known=None):
                 return self.model(x, t, tokens, token_mask, known=known)
 
-        t = rng.integers(0, len(self.schedule), size=clips.shape[0])
-        if self.config.frame_noise:  # a fraction of clips get one level per frame, known at 0
-            per_frame = rng.integers(0, len(self.schedule), size=clips.shape[:2])
-            independent = rng.random(clips.shape[0]) < self.config.frame_noise
-            t = numpy.where(independent[:, None], per_frame, t[:, None])
-            if known is not None:
-                t = numpy.where(known, 0, t)
-        noise = rng.standard_normal(clips.shape).astype(clips.dtype)
+        sharded = self.world.size > 1
         return diffusion_losses.diffusion_loss(
             network,
             self.schedule,
             clips,
             target=self.config.target,
-            t=xp.asarray(t),
-            noise=xp.asarray(noise),
+            t=xp.asarray(t[rows]),
+            noise=xp.asarray(noise[rows]),
             min_snr_gamma=self.config.min_snr_gamma,
             known=None if known is None else xp.asarray(known),
             frame_difference_weight=self.config.frame_difference_weight,
+            whole_batch=batch if sharded else None,
+            whole_known=whole_known if sharded else None,
         )
 
     def train_step(self) -> Tensor:
@@ -228,12 +243,17 @@ class Trainer:
 
     def _gradients(self) -> Tensor:
         """The step's loss, with the (clipped) gradients in the parameters. Only the random
-        streams change state here, and an exception puts them back as they were."""
+        streams change state here, and an exception puts them back as they were. Over several
+        processes the gradients and the loss are the sums of theirs (one all-reduce), the whole
+        batch's (:mod:`minidiff.distributed`)."""
         state = backend.get_rng_state()
         try:
             loss = self._loss(backend.generator("cpu"))
             self.optimizer.zero_grad()
             loss.backward()
+            if self.world.size > 1:
+                summed = self.world.sum_gradients(self.parameters, loss.data)
+                loss = Tensor(summed, dtype=summed.dtype)
             if self.config.grad_clip:
                 self.grad_norm = optim.clip_grad_norm(self.parameters, self.config.grad_clip)
         except BaseException:
@@ -257,8 +277,14 @@ class Trainer:
         """Train up to step ``until`` (default: the configured number of steps), holding the
         output folder (:mod:`minidiff.runlock`) so that no other run writes there meanwhile."""
         until = self.config.steps if until is None else min(until, self.config.steps)
-        with runlock.hold(self.out_dir):
+        with self.world.aborting_on_error(self._where), runlock.hold(self.out_dir):
             return self._train_until(until, progress)
+
+    def _where(self) -> str:
+        """Where a failed run stopped and what stays, for the message of an aborted job."""
+        path = self.checkpoint_path
+        kept = f"{path} keeps the last checkpoint" if path.exists() else "no checkpoint was saved"
+        return f" in step {self.step + 1}; {kept}"
 
     def _train_until(self, until: int, progress: bool) -> list[float]:
         """The loop of :meth:`run`: log, checkpoint and sample on their intervals, save at the
@@ -273,8 +299,13 @@ class Trainer:
 
     def _loop(self, until: int, progress: bool, ctrl_c: _CtrlC) -> list[float]:
         """:meth:`_train_until`'s loop, stopping at the first step boundary after ``ctrl_c``."""
+        world = self.world
         bar = tqdm(
-            total=until, initial=self.step, desc="training", unit="step", disable=not progress
+            total=until,
+            initial=self.step,
+            desc="training",
+            unit="step",
+            disable=not (progress and world.is_root),
         )
         started, first = time.perf_counter(), self.step
         pending = []
@@ -287,21 +318,29 @@ class Trainer:
                     self._record(pending)
                     rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix(loss=f"{self.losses[-1]:.4f}", steps_per_s=f"{rate:.1f}")
+                if self.config.check_every and self.step % self.config.check_every == 0:
+                    world.check_agreement(self._named_parameters(), self.step)
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                     self.save()
                 if (
                     self.on_sample
+                    and world.is_root
                     and self.config.sample_every
                     and self.step % self.config.sample_every == 0
                 ):
                     self.on_sample(self, self.step)
-                if ctrl_c.pressed:  # the step is complete: stop at its boundary
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
+                if world.any(ctrl_c.pressed):  # the step is complete: all stop at its boundary
+                    interrupt = KeyboardInterrupt()
+                    interrupt.stopping_together = True
+                    raise interrupt
+        except KeyboardInterrupt as interrupt:
+            if world.size > 1 and not getattr(interrupt, "stopping_together", False):
+                raise  # inside a step on some process only: the job is aborted, nothing saved
             message = self._save_interrupted(pending)
             bar.close()
-            print(f"\n{message}; resume with the same command")
-            raise
+            if world.is_root:
+                print(f"\n{message}; resume with the same command")
+            raise interrupt
         except NonFiniteError:
             bar.close()
             self.plot_losses()  # the curve up to the divergence, to look at
@@ -356,7 +395,9 @@ class Trainer:
 
     def save(self, path=None) -> Path:
         """Everything needed to continue exactly, written atomically; weights that are not finite
-        are a :class:`NonFiniteError` and leave the file at ``path`` as it was."""
+        are a :class:`NonFiniteError` and leave the file at ``path`` as it was. Over several
+        processes every one checks its weights, rank 0 alone writes (they are the same on
+        all), and all return once it has written."""
         path = Path(path or self.checkpoint_path)
         if self._updating:
             raise RuntimeError(
@@ -367,7 +408,10 @@ class Trainer:
         self._check_finite_weights(path)
         objects = {name: module for name, module in self.modules.items()}
         objects |= {f"ema_{name}": ema for name, ema in self.emas.items()}
-        return io.save(
+        if not self.world.is_root:
+            self.world.barrier()
+            return path
+        path = io.save(
             path,
             **objects,
             optimizer=self.optimizer,
@@ -378,6 +422,16 @@ class Trainer:
             meta=self.metadata,
             rng=True,
         )
+        self.world.barrier()
+        return path
+
+    def _named_parameters(self) -> dict:
+        """Every trained parameter by its name in the checkpoint (``model.blocks.0...``)."""
+        return {
+            f"{name}.{key}": p
+            for name, module in self.modules.items()
+            for key, p in module.named_parameters()
+        }
 
     def _check_finite_weights(self, path: Path) -> None:
         """Raise :class:`NonFiniteError` if a parameter or an EMA average holds a NaN or an inf."""
@@ -402,8 +456,12 @@ class Trainer:
     def resume(self, path=None) -> int:
         """Load a checkpoint written by :meth:`save`; returns the step it continues from. With
         another ``steps`` than the checkpoint's the learning rate follows the schedule of the new
-        length from here on (:class:`TrainConfig`), which is said."""
-        state = io.load(path or self.checkpoint_path)
+        length from here on (:class:`TrainConfig`), which is said. Over several processes
+        rank 0 reads the file and sends it to the others."""
+        world = self.world
+        state = world.broadcast_object(
+            io.load(path or self.checkpoint_path) if world.is_root else None
+        )
         for name, module in self.modules.items():
             module.load_state_dict(state[name])
             self.emas[name].load_state_dict(state[f"ema_{name}"])
@@ -417,7 +475,7 @@ class Trainer:
 
     def _say_schedule_change(self, saved_steps: int) -> None:
         """Print how the learning rate changes when this run's length differs from the saved."""
-        if saved_steps == self.config.steps:
+        if saved_steps == self.config.steps or not self.world.is_root:
             return
         lr = self.optimizer.param_groups[0]["lr"]
         print(
@@ -431,10 +489,13 @@ class Trainer:
         (strict JSON: a loss that is not finite is null).
 
         The figure is drawn without pyplot, so matplotlib's backend (a notebook's, say) stays.
+        Over several processes only rank 0 writes them.
         """
         from matplotlib.figure import Figure
 
         path = self.out_dir / "loss.png"
+        if not self.world.is_root:
+            return path
         losses = numpy.asarray(self.losses)
         fig = Figure(figsize=(6, 3.5), dpi=100)
         ax = fig.subplots()

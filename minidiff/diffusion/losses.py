@@ -46,6 +46,8 @@ def diffusion_loss(
     generator=None,
     known=None,
     frame_difference_weight: float = 0.0,
+    whole_batch: int | None = None,
+    whole_known=None,
 ) -> Tensor:
     """The simple loss (eq-simple-loss): E_{t, eps} || target - model(x_t, t) ||^2 with
     x_t = q_sample(x0, t, eps), averaged over entries, optionally min-SNR weighted per example.
@@ -54,7 +56,13 @@ def diffusion_loss(
     it the masked loss (eq-masked-loss): known entries enter clean, x_t = x0 there, the model is
     told which (``model(x_t, t, known)``), and the error is averaged over the unknown entries
     only. ``frame_difference_weight`` lambda adds the frame-difference term (eq-motion-loss),
-    lambda times the mean of (e_{f+1} - e_f)^2 for the error e along axis 1 (frames)."""
+    lambda times the mean of (e_{f+1} - e_f)^2 for the error e along axis 1 (frames).
+
+    ``whole_batch`` says that ``x0`` is a shard of a batch of that many examples spread over
+    processes (:mod:`minidiff.distributed`), and ``whole_known`` that batch's known mask (with
+    ``known``): each mean then divides this shard's sum by the whole batch's count of entries
+    (eq-data-parallel), so that the shards' losses, and their gradients, add up to the whole
+    batch's."""
     data = unwrap(x0)
     device = backend.device_of(data)
     rng = generator or backend.generator(device)
@@ -83,30 +91,74 @@ def diffusion_loss(
             )
         spread = known.reshape(known.shape + (1,) * (data.ndim - known.ndim))
         x_t = xp.where(spread, data, x_t)
-        unknown = (~spread).astype(data.dtype)
+        unknown = _unknown(known, data)
         error = (model(Tensor(x_t, dtype=x_t.dtype), t, known) - wanted[target]()) * unknown
+    whole_unknown = _whole_unknown(whole_batch, whole_known, known, data)
     weight = None
     if min_snr_gamma is not None:
         weight = min_snr_weight(schedule, t, data, target, min_snr_gamma)
-    loss = _weighted_mean(error * error, weight, unknown)
+    total = _whole_count(whole_unknown, whole_batch, data.shape)
+    loss = _weighted_mean(error * error, weight, unknown, total)
     if frame_difference_weight:
         if data.ndim < 3:
             raise ValueError(f"frame differences need clips (B, F, ...), got x0 of {data.shape}")
         change = error[:, 1:] - error[:, :-1]
-        moved = (
-            None
-            if unknown is None
-            else unknown[:, 1:] + unknown[:, :-1] - unknown[:, 1:] * unknown[:, :-1]
+        moved = None if unknown is None else _moved(unknown)
+        whole_moved = None if whole_unknown is None else _moved(whole_unknown)
+        total = _whole_count(whole_moved, whole_batch, change.shape)
+        loss = loss + frame_difference_weight * _weighted_mean(
+            change * change, weight, moved, total
         )
-        loss = loss + frame_difference_weight * _weighted_mean(change * change, weight, moved)
     return loss
 
 
-def _weighted_mean(squared: Tensor, weight, counted) -> Tensor:
+def _unknown(known, data):
+    """1 where an entry of ``data`` is not known (``known`` spread over the trailing axes)."""
+    spread = known.reshape(known.shape + (1,) * (data.ndim - known.ndim))
+    return (~spread).astype(data.dtype)
+
+
+def _moved(unknown):
+    """1 where a frame difference e_{f+1} - e_f involves an unknown frame."""
+    return unknown[:, 1:] + unknown[:, :-1] - unknown[:, 1:] * unknown[:, :-1]
+
+
+def _whole_unknown(whole_batch, whole_known, known, data):
+    """The whole batch's :func:`_unknown` mask when ``data`` is a shard with a known mask."""
+    if whole_batch is None or known is None:
+        return None
+    if whole_known is None:
+        raise ValueError("a shard with a known mask needs the whole batch's (whole_known)")
+    whole_known = backend.xp_of(data).asarray(whole_known, dtype=bool)
+    if whole_known.shape != (whole_batch, *known.shape[1:]):
+        raise ValueError(
+            f"whole_known of shape {whole_known.shape} is not the known mask of a batch of "
+            f"{whole_batch} shaped like this shard's {known.shape}"
+        )
+    return _unknown(whole_known, data)
+
+
+def _whole_count(counted, whole_batch, shape):
+    """How many entries the whole batch (``whole_batch`` examples of ``shape[1:]``) counts:
+    all, or those where ``counted`` (the whole batch's 0/1 mask) is 1, and at least 1; None
+    for no shard."""
+    if whole_batch is None:
+        return None
+    whole = (whole_batch, *shape[1:])
+    if counted is None:
+        return float(numpy.prod(whole))
+    xp = backend.xp_of(counted)
+    return xp.maximum(xp.broadcast_to(counted, whole).sum(), 1.0)
+
+
+def _weighted_mean(squared: Tensor, weight, counted, total=None) -> Tensor:
     """Mean of ``squared`` times the per-example ``weight``, over the entries where ``counted``
-    (a 0/1 array; all entries when None)."""
+    (a 0/1 array; all entries when None); with ``total`` the sum divided by that count instead
+    (the whole batch's, for a shard of it)."""
     if weight is not None:
         squared = squared * weight
+    if total is not None:
+        return squared.sum() / total
     if counted is None:
         return squared.mean()
     xp = backend.xp_of(counted)
