@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 # The tests stay at one thread per worker, as pytest already runs two workers.
 THREADS ?= $(shell $(PYTHON) -c "import os; print(os.cpu_count() or 1)")
 
-.PHONY: help venv test test-gpu test-slow book exercises lint bench bench-gpu demo study toy clean
+.PHONY: help venv test test-gpu test-slow book exercises lint bench bench-gpu bench-dist demo study toy clean
 
 help:
 	@echo "make demo       run the main example (see README)"
@@ -26,6 +26,8 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
 	@echo "make bench-gpu  the same on a CUDA GPU against PyTorch CUDA (writes gpu.md)"
+	@echo "make bench-dist data-parallel training over 2 MPI processes and the all-reduce's"
+	@echo "                 cost model (writes cpu_distributed.md)"
 	@echo "make study NAME=baseline [ARGS='--seconds 480']  train and measure a named variant"
 	@echo "                 (writes studies/NAME/; make study alone lists the studies)"
 	@echo "make toy        2-D diffusion: DDPM vs DDIM vs flow matching (writes runs/toy/)"
@@ -72,6 +74,9 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench,gpu]" || true
 	$(PY) -m benchmarks.run gpu
+
+bench-dist: $(STAMP)
+	$(PY) -m benchmarks.run dist
 
 demo: $(STAMP)
 	MINIDIFF_NUM_THREADS=$(THREADS) $(PY) -m minidiff demo --out runs/demo

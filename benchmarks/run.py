@@ -5,7 +5,9 @@ sizes), ``cpu_step.md`` (one full training step of the demo's text-to-video mode
 ``cpu_kernels.md`` (minidiff's fused kernels against their plain formulas).
 ``python -m benchmarks.run block`` (or ``step``, ``kernels``) measures and writes one of them;
 ``python -m benchmarks.run gpu`` (``make bench-gpu``) writes ``gpu.md``, the block and step
-workloads on a CUDA GPU.
+workloads on a CUDA GPU; ``python -m benchmarks.run dist`` (``make bench-dist``) writes
+``cpu_distributed.md``, data-parallel training over MPI processes and the all-reduce's cost
+model (``benchmarks/distributed.py``).
 
 Each measurement of the first two is a separate process (same thread count for both: PyTorch's
 own threads, minidiff's ``MINIDIFF_NUM_THREADS`` over a one-thread BLAS), alternating minidiff
@@ -32,7 +34,7 @@ from .workloads import REPEATS, SHAPES, STEP_CLIPS, STEP_COUNT, STEP_REPEATS, ST
 ROUNDS = 5
 RESULTS = Path(__file__).parent / "results"
 TABLES = ("block", "step", "kernels")  # on the CPU; "gpu" runs only when asked for
-CHOICES = (*TABLES, "gpu")
+CHOICES = (*TABLES, "gpu", "dist")
 
 
 def _environment(framework: str, threads: int) -> dict:
@@ -275,6 +277,10 @@ def main(argv=None) -> None:
         kernel_table(threads)
     if "gpu" in tables:
         gpu_table(frameworks)
+    if "dist" in tables:
+        from . import distributed
+
+        distributed.main()
 
 
 if __name__ == "__main__":
