@@ -9,11 +9,14 @@ Modes:
 * ``gradients``: each rank's own gradients of one step, gathered, and the collective's sum of
   them, written by rank 0 to ``gradients.npz``.
 * ``drift``: rank 1 nudges one parameter after step 3; the check at step 4 must fire.
-* ``fail``: rank 1 raises in step 5, after the checkpoint of step 4.
+* ``fail``: rank 1 raises in step 5, after the checkpoint of step 4; ``kill``: rank 1 is
+  killed (SIGKILL) there instead.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -128,11 +131,13 @@ def main(mode: str, folder: str, steps: str = "6", until: str = "6") -> None:
 
         trainer._update = nudged_update
         trainer.run(progress=False)
-    elif mode == "fail":
+    elif mode in ("fail", "kill"):
         gradients = trainer._gradients
 
         def failing_gradients():
             if world.rank == 1 and trainer.step == 4:
+                if mode == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
                 raise RuntimeError(FAILURE)
             return gradients()
 

@@ -219,18 +219,20 @@ def test_parameters_that_drift_apart_stop_the_job_naming_the_step_and_rank(tmp_p
 
 
 @requires_mpi
-def test_a_process_that_raises_aborts_the_job_and_the_last_checkpoint_resumes(tmp_path):
-    """Rank 1 raises in step 5: the job ends (it would otherwise wait forever in the next
-    all-reduce) with a message naming the rank, the error and the step, and the checkpoint of
-    step 4 loads and resumes in one process."""
-    job = _job("fail", tmp_path)
+@pytest.mark.parametrize("how", ["fail", "kill"])
+def test_a_process_that_raises_or_dies_ends_the_job_and_the_last_checkpoint_resumes(tmp_path, how):
+    """Rank 1 raises (or is killed) in step 5: the job ends, rather than rank 0 waiting forever
+    in the next all-reduce; a raise is reported naming the rank, the error and the step. The
+    checkpoint of step 4 loads and resumes in one process."""
+    job = _job(how, tmp_path)
     assert job.returncode != 0
     checkpoint = tmp_path / "checkpoint.npz"
-    expected = (
-        f"rank 1 of 2 raised RuntimeError: {FAILURE} in step 5; {checkpoint} keeps the last "
-        "checkpoint; aborting all 2 processes"
-    )
-    assert expected in job.stderr, job.stderr
+    if how == "fail":
+        expected = (
+            f"rank 1 of 2 raised RuntimeError: {FAILURE} in step 5; {checkpoint} keeps the last "
+            "checkpoint; aborting all 2 processes"
+        )
+        assert expected in job.stderr, job.stderr
     assert not list(tmp_path.glob("*.tmp"))
     lock = tmp_path / runlock.LOCK_NAME  # left by rank 0, which the launcher killed
     if lock.exists():
