@@ -213,28 +213,22 @@ STUDIES = {
         ),
         Study(
             "demo",
-            "the demo's recipe (tiny-cpu: frame masks, adaLN-Zero, the word table at 1, absolute "
-            "positions beside the rotary ones) for the demo's time",
+            "the recipe of recipe-curve (frame masks, adaLN-Zero, the word table at 1, absolute "
+            "positions beside the rotary ones, batches of 16) for the demo's time",
             preset="tiny-cpu",
-        ),
-        Study(
-            "demo-tubelet-2",
-            "the demo's recipe with tokens of two frames: half the tokens, about twice the steps "
-            "in the same time",
-            preset="tiny-cpu",
-            model={"tubelet": 2},
+            train={"batch_size": 16},
         ),
         Study(
             "demo-batch-8",
-            "the demo's recipe with batches of 8 clips: about twice the steps in the same time, "
-            "each on half the clips",
+            "the recipe with batches of 8 clips (the demo's): about twice the steps in the same "
+            "time, each on half the clips",
             preset="tiny-cpu",
             train={"batch_size": 8},
         ),
         Study(
             "demo-batch-4",
-            "the demo's recipe with batches of 4 clips: about four times the steps in the same "
-            "time, each on a quarter of the clips",
+            "the recipe with batches of 4 clips: about four times the steps in the same time, "
+            "each on a quarter of the clips",
             preset="tiny-cpu",
             train={"batch_size": 4},
         ),
