@@ -151,27 +151,19 @@ def read_noise(key: WatermarkKey, z):
 
 
 def _log_poisson_pmf(i, mu: float):
-    """log P(N = i) for N ~ Poisson(mu), for an array of counts i."""
+    """log P(N = i) for N ~ Poisson(mu), for an array of counts i = 0, 1, ..., n - 1."""
     if mu <= 0:
         return numpy.where(i == 0, 0.0, -numpy.inf)
-    return -mu + i * math.log(mu) - _log_factorials(i)
+    log_factorials = numpy.concatenate([[0.0], numpy.cumsum(numpy.log(numpy.arange(1, i[-1] + 1)))])
+    return -mu + i * math.log(mu) - log_factorials[i]
 
 
-def _log_factorials(i):
-    return numpy.array([math.lgamma(k + 1.0) for k in numpy.ravel(i)]).reshape(numpy.shape(i))
-
-
-def _log_poisson_at_least(k: int, mu: float) -> float:
-    """log P(N >= k) for N ~ Poisson(mu), accurate far into either tail."""
-    if k <= 0:
-        return 0.0
-    if mu <= 0:
-        return -math.inf
-    if k > mu:  # the upper tail: its terms fall off past k
-        terms = _log_poisson_pmf(numpy.arange(k, k + int(20 * math.sqrt(mu) + 60)), mu)
-        return float(numpy.logaddexp.reduce(terms))
-    below = numpy.exp(_log_poisson_pmf(numpy.arange(0, k), mu)).sum()
-    return math.log1p(-min(below, 1.0 - 1e-300))
+def _log_poisson_tails(mu: float, counts: int):
+    """log P(N >= k) for k = 0 .. ``counts`` - 1, N ~ Poisson(mu), as one array: the log of
+    the pmf summed from the far upper tail down, accurate far into either tail."""
+    top = counts + int(mu + 20 * math.sqrt(mu) + 60)
+    pmf = _log_poisson_pmf(numpy.arange(top), mu)
+    return numpy.logaddexp.accumulate(pmf[::-1])[::-1][:counts]
 
 
 def log_noncentral_chi2_cdf(x: float, dof: int, noncentrality: float) -> float:
@@ -189,9 +181,8 @@ def log_noncentral_chi2_cdf(x: float, dof: int, noncentrality: float) -> float:
         return -math.inf
     half = noncentrality / 2.0
     top = int(half + 12 * math.sqrt(half + 1.0) + 30)
-    j = numpy.arange(0, top + 1)
-    weights = _log_poisson_pmf(j, half)
-    tails = numpy.array([_log_poisson_at_least(dof // 2 + int(k), x / 2.0) for k in j])
+    weights = _log_poisson_pmf(numpy.arange(top + 1), half)
+    tails = _log_poisson_tails(x / 2.0, dof // 2 + top + 1)[dof // 2 :]
     return float(min(numpy.logaddexp.reduce(weights + tails), 0.0))
 
 
