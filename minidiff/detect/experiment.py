@@ -1,6 +1,7 @@
 """The detection study: train the passive detectors and key the watermark on the shipped model,
-attack both the same way, and write ``studies/detect/`` (``result.json`` and ``report.md``, each
-with the command that made them).
+attack both the same way, and write ``studies/detect/`` (``results.json`` and ``results.md``, each
+with the command that made them; not ``result.json``, the name of a trained study's results that
+``python -m minidiff study --table`` gathers).
 
 ``python -m minidiff.detect`` runs it; ``--help`` lists the sizes. Every rate comes with its 95%
 bootstrap interval (eq-bootstrap). The protocol:
@@ -213,8 +214,8 @@ def run(config: DetectConfig, out="studies/detect", command: str | None = None) 
             "processor": platform.processor() or platform.machine(),
         },
     }
-    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "report.md").write_text(report(result))
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "results.md").write_text(report(result))
     _log(f"wrote {out}", started)
     return out
 
@@ -223,6 +224,21 @@ def _cell(entry: dict) -> str:
     if entry.get("low") is None:
         return f"{entry['mean']:.2f}"
     return f"{entry['mean']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
+
+
+def _smaller(config: dict) -> list[str]:
+    """A line naming the sizes that are below the default configuration's, if any."""
+    defaults = asdict(DetectConfig())
+    sizes = ["generated", "real_train", "real_test", "watermarked", "null_clips", "cross"]
+    sizes += ["steps", "invert_steps"]
+    smaller = [f"{k} {config[k]} (default {defaults[k]})" for k in sizes if config[k] < defaults[k]]
+    if not smaller:
+        return []
+    return [
+        "- a smaller run than the default `python -m minidiff.detect`, to fit in about a quarter "
+        "of an hour of two shared CPU cores: " + ", ".join(smaller) + "; the intervals are "
+        "correspondingly wider"
+    ]
 
 
 def report(result: dict) -> str:
@@ -238,6 +254,7 @@ def report(result: dict) -> str:
         f"{config['watermarked']} watermarked, inversion {config['invert_steps']} steps",
         f"- took {result['seconds']:.0f} s on {result['machine']['threads']} threads",
         "- every rate: mean [95% bootstrap interval]; detection rates at 1% false positives",
+        *_smaller(config),
         "",
         "## Clean held-out clips",
         "",
