@@ -19,7 +19,7 @@ sys.path.insert(0, str(BOOK))
 from equation_index import collect, markdown_table, problems, toc_files  # noqa: E402
 
 # Markdown files in book/ that are deliberately not chapters (none today).
-NOT_CHAPTERS: set[str] = {"ch16_risks.md"}  # a draft, not yet in the table of contents
+NOT_CHAPTERS: set[str] = set()
 
 HEADER = textwrap.dedent(
     """\
