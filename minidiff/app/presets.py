@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 # clips, the first k frames known for 40% (prediction, continuation), the last k or a random
 # subset for the rest.
 FRAME_MASKS = {"none": 0.4, "first": 0.4, "last": 0.1, "random": 0.1}
-DEMO_STEPS = 4500  # what fits the demo in under ten minutes on two cores (batches of 8)
+DEMO_STEPS = 3600  # what fits the demo in under ten minutes on two cores (batches of 8)
 
 
 @dataclass(frozen=True)
