@@ -1,5 +1,6 @@
 """``python -m benchmarks.run dist`` (``make bench-dist``): data-parallel training on this machine,
-and a cost model of the all-reduce for more machines; writes ``results/cpu_distributed.md``.
+and a cost model of the all-reduce for more machines; writes ``results/cpu_distributed.md`` and
+the same numbers as ``results/cpu_distributed.json`` (read by chapter 17).
 
 1. The demo's training step (``Trainer.train_step`` of preset ``tiny-cpu``, global batch 16)
    as one process over 2 threads (``MINIDIFF_NUM_THREADS=2``) and as two processes of one
@@ -35,6 +36,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy
+
+from minidiff.ring import fit_alpha_beta, ring_seconds
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = "python -m benchmarks.run dist"
@@ -130,20 +133,6 @@ def _allreduce_worker() -> None:
 
 
 # --- the model and the table --------------------------------------------------------------------
-
-
-def fit_alpha_beta(sizes, seconds) -> tuple[float, float]:
-    """alpha and beta of T = 2 alpha + n beta (the ring model at N = 2), least squares on the
-    relative error (``polyfit``'s weights multiply the residuals: 1 / T)."""
-    seconds = numpy.asarray(seconds)
-    slope, intercept = numpy.polyfit(numpy.asarray(sizes, float), seconds, 1, w=1 / seconds)
-    return max(intercept, 0.0) / 2, slope
-
-
-def ring_seconds(machines: int, nbytes: float, alpha: float, beta: float) -> float:
-    """T(N, n) = 2 (N - 1) alpha + 2 (N - 1) / N * n * beta; nothing to reduce on one machine."""
-    rounds = 2 * (machines - 1)
-    return rounds * alpha + rounds / machines * nbytes * beta
 
 
 def _model_parameters(name: str) -> int:
@@ -255,6 +244,19 @@ def main() -> None:
         )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cpu_distributed.md").write_text("\n".join(lines) + "\n")
+    record = {
+        "command": COMMAND,
+        "date": str(date.today()),
+        "load_note": load_note,
+        "layouts": median,
+        "allreduce": {"bytes": list(sweep["bytes"]), "seconds": list(sweep["seconds"])},
+        "alpha": alpha,
+        "beta": beta,
+        "ethernet": {"alpha": ETHERNET_ALPHA, "beta": ETHERNET_BETA},
+        "gradient_bytes": {"tiny-cpu": nbytes, "small-gpu": small_bytes},
+        "compute_ms": compute_ms,
+    }
+    (RESULTS / "cpu_distributed.json").write_text(json.dumps(record, indent=1) + "\n")
     print("\n".join(lines))
 
 

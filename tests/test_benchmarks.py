@@ -23,17 +23,3 @@ def test_kernel_benchmark_times_fused_and_plain_forms_of_the_same_thing(name, mo
 def test_block_workload_runs_in_minidiff():
     step = workloads._step_minidiff(2, 8, 16)
     assert np.isfinite(step())
-
-
-def test_the_all_reduce_cost_model_recovers_its_constants():
-    """The ring model at N = 2 is T = 2 alpha + n beta: fitted to times it generated, it gives
-    its alpha and beta back; on one machine there is nothing to reduce."""
-    from benchmarks import distributed
-
-    alpha, beta = 3e-6, 1e-9
-    sizes = distributed.SIZES
-    seconds = [distributed.ring_seconds(2, n, alpha, beta) for n in sizes]
-    fitted = distributed.fit_alpha_beta(sizes, seconds)
-    np.testing.assert_allclose(fitted, (alpha, beta), rtol=1e-6)
-    assert distributed.ring_seconds(1, 1e6, alpha, beta) == 0
-    assert distributed.ring_seconds(4, 1e6, alpha, beta) == pytest.approx(6 * alpha + 1.5e6 * beta)

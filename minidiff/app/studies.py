@@ -226,6 +226,22 @@ STUDIES = {
             train={"batch_size": 8},
         ),
         Study(
+            "demo-lr-4e-3",
+            "the demo (batches of 8 for its 3,600 steps) at twice the learning rate, 4e-3: does "
+            "motion come sooner when each of the few steps moves further?",
+            preset="tiny-cpu",
+            train={"batch_size": 8, "lr": 4e-3},
+        ),
+        Study(
+            "demo-tubelet-2",
+            "the demo with tokens of 2 frames x 4 x 4 pixels: half the tokens, so a step takes "
+            "about 0.55 of the time and the demo's time holds 6,000 steps of 8; and each token "
+            "sees a ball move between its two frames",
+            preset="tiny-cpu",
+            model={"tubelet": 2},
+            train={"batch_size": 8},
+        ),
+        Study(
             "demo-batch-4",
             "the recipe with batches of 4 clips: about four times the steps in the same time, "
             "each on a quarter of the clips",
