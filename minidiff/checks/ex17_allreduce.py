@@ -92,13 +92,7 @@ class _ShardCase:
 def _shard_cases(draw):
     rows, width = draw(st.integers(1, 6)), draw(st.integers(1, 3))
     world = draw(st.integers(1, min(rows, 4)))
-    inner = (
-        draw(
-            st.lists(st.integers(1, rows - 1), min_size=world - 1, max_size=world - 1, unique=True)
-        )
-        if world > 1
-        else []
-    )
+    inner = draw(st.permutations(range(1, rows)))[: world - 1]
     counted = numpy.array(
         draw(st.lists(st.booleans(), min_size=rows * width, max_size=rows * width)),
         dtype=numpy.float64,
