@@ -111,6 +111,7 @@ def check_device_agnostic(
     rtol: float = 1e-5,
     atol: float = 1e-6,
     allow_loops: bool = True,
+    forbid: tuple[str, ...] = (),
     max_examples: int = DEFAULT_EXAMPLES,
 ) -> Verdict:
     """Check that ``fn`` is right, keeps float32, and stays on its input's device.
@@ -119,7 +120,8 @@ def check_device_agnostic(
     arrays are cast to float32 and put on each available device; ``fn(*arrays, **params)`` must
     return an array (not a scalar) of dtype float32 on that device, matching
     ``reference(*arrays, **params)`` computed in float64 on the same float32 values. Then its
-    source must not name NumPy or CuPy (nor loop, unless ``allow_loops``).
+    source must not name NumPy or CuPy (nor loop, unless ``allow_loops``). ``forbid`` names the
+    library functions it must not call (see :func:`~minidiff.checks.grading.grade`).
     """
 
     def prop(case: Case):
@@ -151,6 +153,7 @@ def check_device_agnostic(
         statement=statement,
         describe=_describe_arrays(inputs),
         max_examples=max_examples,
+        forbid=forbid,
         static_check=lambda: static_problems(fn, allow_loops),
     )
 
@@ -177,6 +180,11 @@ def check_standardize(fn: Callable, exercise: str = "1.1") -> Verdict:
         fn,
         _standardize_reference,
         _one_axis(min_side=1, eps=1e-5),
+        forbid=(
+            "minidiff.autograd.ops.var",
+            "minidiff.nn.functional.layer_norm",
+            "minidiff.checks.ex01_arrays._standardize_reference",
+        ),
         title="standardize",
         inputs=("x",),
         statement="(x - mean(x)) / sqrt(var(x) + eps) along axis, var without Bessel's correction",
@@ -202,6 +210,7 @@ def check_pairwise_sq_dists(fn: Callable, exercise: str = "1.2") -> Verdict:
         fn,
         _pairwise_reference,
         _point_sets(),
+        forbid=("minidiff.checks.ex01_arrays._pairwise_reference",),
         title="pairwise squared distances",
         inputs=("x", "y"),
         statement="D[i, j] = sum_k (x[i, k] - y[j, k])^2, shape (n, m)",
@@ -233,6 +242,12 @@ def check_softmax(fn: Callable, exercise: str = "1.3") -> Verdict:
         fn,
         _softmax_reference,
         _softmax_cases(),
+        forbid=(
+            "minidiff.autograd.ops.softmax",
+            "minidiff.autograd.ops.log_softmax",
+            "minidiff.autograd.ops.logsumexp",
+            "minidiff.checks.ex01_arrays._softmax_reference",
+        ),
         title="stable softmax",
         inputs=("x",),
         equation="eq-logsumexp-stable",
@@ -258,6 +273,7 @@ def check_sum_to(fn: Callable, exercise: str = "1.4") -> Verdict:
         fn,
         ops.sum_to,
         _sum_to_cases(),
+        forbid=("minidiff.autograd.ops.sum_to",),
         title="sum_to",
         inputs=("grad",),
         equation="eq-broadcast-reduce",

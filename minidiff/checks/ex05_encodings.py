@@ -90,6 +90,10 @@ def check_sincos_1d(fn: Callable, exercise: str = "5.1", max_examples: int = DEF
         describe=lambda drawn: (
             f"positions = {drawn[0].tolist()}\ndim = {drawn[1]}\nmax_period = {drawn[2]!r}"
         ),
+        forbid=(
+            "minidiff.nn.encodings.sincos_1d",
+            "minidiff.nn.encodings.timestep_embedding",
+        ),
         max_examples=max_examples,
     )
 
@@ -202,5 +206,9 @@ def check_sincos_3d(fn: Callable, exercise: str = "5.2", max_examples: int = DEF
         _sincos_3d_cases(),
         statement=EQUATIONS["eq-sincos-3d"],
         describe=_describe_grid,
+        forbid=(
+            "minidiff.nn.encodings.sincos_3d",
+            "minidiff.nn.encodings.sincos_2d",
+        ),
         max_examples=max_examples,
     )

@@ -122,6 +122,7 @@ def check_q_sample(fn: Callable, exercise: str = "6.1", max_examples: int = DEFA
         diffusion_cases(("x0", "noise")),
         statement=EQUATIONS["eq-closed-form"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_sample",),
         max_examples=max_examples,
     )
 
@@ -174,5 +175,6 @@ def check_q_step(fn: Callable, exercise: str = "6.2", max_examples: int = DEFAUL
         diffusion_cases(("x_prev", "noise")),
         statement=EQUATIONS["eq-forward-step"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_step",),
         max_examples=max_examples,
     )

@@ -92,6 +92,7 @@ def check_q_posterior(fn: Callable, exercise: str = "7.1", max_examples: int = D
         diffusion_cases(("x0", "x_t")),
         statement=EQUATIONS["eq-posterior"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_posterior",),
         max_examples=max_examples,
     )
 
@@ -134,5 +135,10 @@ def check_posterior_mean_from_eps(
         diffusion_cases(("x0", "eps"), keep_alpha_positive=True),
         statement=EQUATIONS["eq-posterior-mean-eps"],
         describe=describe_diffusion,
+        forbid=(
+            "minidiff.diffusion.process.posterior_mean_from_eps",
+            "minidiff.diffusion.process.q_posterior",
+            "minidiff.diffusion.process.x0_from_eps",
+        ),
         max_examples=max_examples,
     )

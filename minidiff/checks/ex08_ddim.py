@@ -110,6 +110,7 @@ def check_ddim_sigma(fn: Callable, exercise: str = "8.1", max_examples: int = DE
         _ddim_cases(),
         statement=EQUATIONS["eq-ddim-sigma"],
         describe=_describe_ddim,
+        forbid=("minidiff.diffusion.samplers.ddim_sigma",),
         max_examples=max_examples,
     )
 
@@ -197,5 +198,9 @@ def check_ddim_step(fn: Callable, exercise: str = "8.2", max_examples: int = DEF
         _ddim_cases(("x0", "eps", "noise")),
         statement=EQUATIONS["eq-ddim-step"],
         describe=_describe_ddim,
+        forbid=(
+            "minidiff.diffusion.samplers.ddim_step",
+            "minidiff.diffusion.samplers.ddim_sigma",
+        ),
         max_examples=max_examples,
     )

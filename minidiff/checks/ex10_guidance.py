@@ -64,6 +64,7 @@ def check_guidance(fn: Callable, exercise: str = "10.1", max_examples: int = DEF
         _guidance_cases(),
         statement=EQUATIONS["eq-cfg"],
         describe=lambda d: f"eps_uncond = {show(d[0])}\neps_cond = {show(d[1])}\nw = {d[2]!r}",
+        forbid=("minidiff.diffusion.samplers.classifier_free_guidance",),
         max_examples=max_examples,
     )
 
@@ -136,5 +137,6 @@ def check_batched_guidance(
             f"x = {show(d[0])}\nt = {d[1].tolist()}\ncondition = {show(d[2])}\n"
             f"null_condition = {show(d[3])}\nw = {d[4]!r}"
         ),
+        forbid=("minidiff.diffusion.samplers.guided",),
         max_examples=max_examples,
     )

@@ -180,6 +180,11 @@ def check_blob_measure(
         _blob_cases(),
         statement=EQUATIONS["blob-measure"],
         describe=_describe_blob,
+        forbid=(
+            "minidiff.metrics.tracking.detect",
+            "minidiff.metrics.tracking.track",
+            "minidiff.checks.ex11_metrics._blob_reference",
+        ),
         max_examples=max_examples,
     )
 
@@ -238,6 +243,7 @@ def check_velocity_fit(
         _line_cases(),
         statement=EQUATIONS["velocity-fit"],
         describe=_describe_line,
+        forbid=("minidiff.metrics.video._fit_line",),
         max_examples=max_examples,
     )
 
@@ -308,5 +314,6 @@ def check_gravity_fit(
         _flight_cases(),
         statement=EQUATIONS["eq-gravity-fit"],
         describe=_describe_flight,
+        forbid=("minidiff.metrics.video._fit_flight",),
         max_examples=max_examples,
     )

@@ -190,6 +190,7 @@ def check_silu_fused(
         _silu_cases(),
         statement=STATEMENTS["silu-fused"],
         describe=_describe_silu,
+        forbid=("minidiff.autograd.ops.silu",),
         max_examples=max_examples,
     )
 
