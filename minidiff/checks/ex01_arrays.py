@@ -31,6 +31,61 @@ from .compare import compare, host, show
 from .gradients import Case
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "1.1": [
+        (
+            "Take the mean and the variance along `axis` with `keepdims=True`, so they broadcast "
+            "back against x."
+        ),
+        (
+            "xp = md.backend.xp_of(x); mean = x.mean(axis=axis, keepdims=True); var = ((x - mean) "
+            "** 2).mean(...); the variance has no Bessel correction."
+        ),
+        (
+            "return (x - mean) / xp.sqrt(var + eps), with mean and var kept along axis "
+            "(keepdims=True)."
+        ),
+    ],
+    "1.2": [
+        (
+            "Expand ||x_i - y_j||^2 = ||x_i||^2 - 2 x_i . y_j + ||y_j||^2: every term is an array "
+            "op, no loop."
+        ),
+        (
+            "The squared norms are (x * x).sum(axis=1, keepdims=True), shape (N, 1), and (y * "
+            "y).sum(axis=1), shape (M,); the middle term is x @ y.T."
+        ),
+        (
+            "(x * x).sum(1, keepdims=True) - 2 * x @ y.T + (y * y).sum(1); clip tiny negatives "
+            "with xp.maximum(d, 0) so rounding cannot give a negative distance."
+        ),
+    ],
+    "1.3": [
+        (
+            "exp overflows for large inputs; softmax does not change when you subtract the same "
+            "number from every entry along the axis."
+        ),
+        "Subtract x.max(axis=axis, keepdims=True) before the exponential.",
+        "e = xp.exp(x - x.max(axis, keepdims=True)); return e / e.sum(axis, keepdims=True).",
+    ],
+    "1.4": [
+        (
+            "Broadcasting adds leading axes and stretches axes of length 1; the reduction undoes "
+            "both, by summing."
+        ),
+        (
+            "First sum away the extra leading axes (grad.ndim - len(shape) of them), then sum with"
+            " keepdims=True over every axis where shape has 1 but grad does not."
+        ),
+        (
+            "g = grad.sum(axis=tuple(range(grad.ndim - len(shape)))); then axes = tuple(i for i, n"
+            " in enumerate(shape) if n == 1 and g.shape[i] != 1); return g.sum(axis=axes, "
+            "keepdims=True) (or g itself when axes is empty)."
+        ),
+    ],
+}
+
 _MODULE_NAMES = {"np", "numpy", "cp", "cupy"}
 _LOOP_WORDS = {"for", "while"}
 

@@ -25,6 +25,40 @@ from . import strategies as S
 from .compare import as_float64, compare, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "11.1": [
+        (
+            "Each pixel covers a fraction alpha of the blob; the area is the total coverage and "
+            "the centroid the coverage-weighted mean of pixel centres."
+        ),
+        (
+            "Pixel (row, column) has its centre at (column + 0.5, row + 0.5); build those with "
+            "numpy.indices or arange."
+        ),
+        (
+            "area = alpha.sum(); centroid = ((alpha * (cols + 0.5)).sum(), (alpha * (rows + "
+            "0.5)).sum()) / area."
+        ),
+    ],
+    "11.2": [
+        "Fit p = p0 + v t by least squares, separately for x and y.",
+        "The least-squares slope is cov(t, p) / var(t).",
+        (
+            "tc = t - t.mean(); v = (tc[:, None] * (positions - positions.mean(0))).sum(0) / (tc *"
+            " tc).sum()."
+        ),
+    ],
+    "11.3": [
+        "Fit y = a t^2 + b t + c by least squares; the acceleration is the second derivative.",
+        "Build the design matrix with columns t^2, t, 1 and solve with numpy.linalg.lstsq.",
+        (
+            "a = numpy.linalg.lstsq(numpy.stack([t*t, t, numpy.ones_like(t)], 1), y, "
+            "rcond=None)[0][0]; return 2 * a."
+        ),
+    ],
+}
+
 # The equations exercise 11 checks, as chapter 11 states them (shown when a check fails).
 EQUATIONS = {
     "blob-measure": "with w = clip(alpha, 0, 1): area = sum(w) and centroid (x, y) = "

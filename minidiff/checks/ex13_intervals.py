@@ -22,6 +22,29 @@ from hypothesis import strategies as st
 
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "13.1": [
+        (
+            "Resample the values with replacement, as many as there are, take the mean; repeat; "
+            "read the interval off the means."
+        ),
+        "rng = numpy.random.default_rng(seed); indices = rng.integers(0, n, size=(resamples, n)).",
+        (
+            "means = values[indices].mean(axis=1); return numpy.quantile(means, [(1 - level) / 2, "
+            "(1 + level) / 2])."
+        ),
+    ],
+    "13.2": [
+        "Write the normal half-width as a function of n and solve half_width(n) <= h for n.",
+        (
+            "half_width(n) = z sqrt(p (1 - p) / n) with z the normal quantile at (1 + level) / 2 "
+            "(statistics.NormalDist().inv_cdf)."
+        ),
+        "n = ceil(z^2 p (1 - p) / h^2), then adjust by one if rounding put you on the wrong side.",
+    ],
+}
+
 EQUATIONS = {
     "eq-bootstrap": "draw n values with replacement from the n measured ones, average them, "
     "repeat B times; (low, high) are the (1 - level)/2 and (1 + level)/2 quantiles of the B "
