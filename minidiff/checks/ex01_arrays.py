@@ -31,6 +31,61 @@ from .compare import compare, host, show
 from .gradients import Case
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "1.1": [
+        (
+            "Take the mean and the variance along `axis` with `keepdims=True`, so they broadcast "
+            "back against x."
+        ),
+        (
+            "xp = md.backend.xp_of(x); mean = x.mean(axis=axis, keepdims=True); var = ((x - mean) "
+            "** 2).mean(...); the variance has no Bessel correction."
+        ),
+        (
+            "return (x - mean) / xp.sqrt(var + eps), with mean and var kept along axis "
+            "(keepdims=True)."
+        ),
+    ],
+    "1.2": [
+        (
+            "Expand ||x_i - y_j||^2 = ||x_i||^2 - 2 x_i . y_j + ||y_j||^2: every term is an array "
+            "op, no loop."
+        ),
+        (
+            "The squared norms are (x * x).sum(axis=1, keepdims=True), shape (N, 1), and (y * "
+            "y).sum(axis=1), shape (M,); the middle term is x @ y.T."
+        ),
+        (
+            "(x * x).sum(1, keepdims=True) - 2 * x @ y.T + (y * y).sum(1); clip tiny negatives "
+            "with xp.maximum(d, 0) so rounding cannot give a negative distance."
+        ),
+    ],
+    "1.3": [
+        (
+            "exp overflows for large inputs; softmax does not change when you subtract the same "
+            "number from every entry along the axis."
+        ),
+        "Subtract x.max(axis=axis, keepdims=True) before the exponential.",
+        "e = xp.exp(x - x.max(axis, keepdims=True)); return e / e.sum(axis, keepdims=True).",
+    ],
+    "1.4": [
+        (
+            "Broadcasting adds leading axes and stretches axes of length 1; the reduction undoes "
+            "both, by summing."
+        ),
+        (
+            "First sum away the extra leading axes (grad.ndim - len(shape) of them), then sum with"
+            " keepdims=True over every axis where shape has 1 but grad does not."
+        ),
+        (
+            "g = grad.sum(axis=tuple(range(grad.ndim - len(shape)))); then axes = tuple(i for i, n"
+            " in enumerate(shape) if n == 1 and g.shape[i] != 1); return g.sum(axis=axes, "
+            "keepdims=True) (or g itself when axes is empty)."
+        ),
+    ],
+}
+
 _MODULE_NAMES = {"np", "numpy", "cp", "cupy"}
 _LOOP_WORDS = {"for", "while"}
 
@@ -111,6 +166,7 @@ def check_device_agnostic(
     rtol: float = 1e-5,
     atol: float = 1e-6,
     allow_loops: bool = True,
+    forbid: tuple[str, ...] = (),
     max_examples: int = DEFAULT_EXAMPLES,
 ) -> Verdict:
     """Check that ``fn`` is right, keeps float32, and stays on its input's device.
@@ -119,7 +175,8 @@ def check_device_agnostic(
     arrays are cast to float32 and put on each available device; ``fn(*arrays, **params)`` must
     return an array (not a scalar) of dtype float32 on that device, matching
     ``reference(*arrays, **params)`` computed in float64 on the same float32 values. Then its
-    source must not name NumPy or CuPy (nor loop, unless ``allow_loops``).
+    source must not name NumPy or CuPy (nor loop, unless ``allow_loops``). ``forbid`` names the
+    library functions it must not call (see :func:`~minidiff.checks.grading.grade`).
     """
 
     def prop(case: Case):
@@ -151,6 +208,7 @@ def check_device_agnostic(
         statement=statement,
         describe=_describe_arrays(inputs),
         max_examples=max_examples,
+        forbid=forbid,
         static_check=lambda: static_problems(fn, allow_loops),
     )
 
@@ -177,6 +235,11 @@ def check_standardize(fn: Callable, exercise: str = "1.1") -> Verdict:
         fn,
         _standardize_reference,
         _one_axis(min_side=1, eps=1e-5),
+        forbid=(
+            "minidiff.autograd.ops.var",
+            "minidiff.nn.functional.layer_norm",
+            "minidiff.checks.ex01_arrays._standardize_reference",
+        ),
         title="standardize",
         inputs=("x",),
         statement="(x - mean(x)) / sqrt(var(x) + eps) along axis, var without Bessel's correction",
@@ -202,6 +265,7 @@ def check_pairwise_sq_dists(fn: Callable, exercise: str = "1.2") -> Verdict:
         fn,
         _pairwise_reference,
         _point_sets(),
+        forbid=("minidiff.checks.ex01_arrays._pairwise_reference",),
         title="pairwise squared distances",
         inputs=("x", "y"),
         statement="D[i, j] = sum_k (x[i, k] - y[j, k])^2, shape (n, m)",
@@ -233,6 +297,12 @@ def check_softmax(fn: Callable, exercise: str = "1.3") -> Verdict:
         fn,
         _softmax_reference,
         _softmax_cases(),
+        forbid=(
+            "minidiff.autograd.ops.softmax",
+            "minidiff.autograd.ops.log_softmax",
+            "minidiff.autograd.ops.logsumexp",
+            "minidiff.checks.ex01_arrays._softmax_reference",
+        ),
         title="stable softmax",
         inputs=("x",),
         equation="eq-logsumexp-stable",
@@ -258,6 +328,7 @@ def check_sum_to(fn: Callable, exercise: str = "1.4") -> Verdict:
         fn,
         ops.sum_to,
         _sum_to_cases(),
+        forbid=("minidiff.autograd.ops.sum_to",),
         title="sum_to",
         inputs=("grad",),
         equation="eq-broadcast-reduce",

@@ -24,6 +24,72 @@ from .compare import compare, host, show
 from .gradients import OP_SPECS, Case, forward_value, numeric_vjp
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "2.1": [
+        (
+            "Differentiate <g, a * b> entry by entry with respect to a, then with respect to b; "
+            "broadcast inputs need their gradient summed back to their shape."
+        ),
+        (
+            "d<g, a b>/da = g b, before the broadcast reduction; write sum_to first and use it on "
+            "both gradients."
+        ),
+        "return sum_to(g * b, a.shape), sum_to(g * a, b.shape).",
+    ],
+    "2.2": [
+        "Differentiate a / b with respect to a and to b separately, as in 2.1.",
+        "d(a/b)/da = 1/b and d(a/b)/db = -a / b^2; multiply by g and reduce to each input's shape.",
+        "return sum_to(g / b, a.shape), sum_to(-g * a / (b * b), b.shape).",
+    ],
+    "2.3": [
+        (
+            "Write <g, a b> as a sum over i, j, k of g_ij a_ik b_kj and differentiate by a_ik, "
+            "then by b_kj."
+        ),
+        (
+            "The result has the shape of each input: (n, k) for a, (k, m) for b; only one product "
+            "of g with the other input (transposed) has that shape. For batched inputs, transpose "
+            "the last two axes and reduce broadcast batch axes."
+        ),
+        (
+            "grad_a = g @ swapaxes(b, -1, -2), grad_b = swapaxes(a, -1, -2) @ g, each passed "
+            "through sum_to to its input's shape."
+        ),
+    ],
+    "2.4": [
+        "Every input entry that was summed into an output entry receives that entry's g unchanged.",
+        (
+            "If keepdims was False, put the reduced axes back (length 1) with expand_dims, then "
+            "broadcast to x_shape."
+        ),
+        (
+            "axes = the reduced axes (all of them when axis is None, normalized to be "
+            "non-negative); if not keepdims: g = xp.expand_dims(g, axes); return "
+            "xp.broadcast_to(g, x_shape) (a copy if you will write into it)."
+        ),
+    ],
+    "2.5": [
+        (
+            "Write the Jacobian of softmax: ds_i/dx_j = s_i (delta_ij - s_j), and contract it with"
+            " g without building it."
+        ),
+        "Contracting gives s * g minus s times a sum over the axis of something.",
+        "return s * (g - (g * s).sum(axis=axis, keepdims=True)).",
+    ],
+    "2.6": [
+        "The derivative of logsumexp along the axis is a familiar function of x.",
+        (
+            "d logsumexp(x)/dx = softmax(x), computed stably (subtract the max); g needs its "
+            "reduced axis back if keepdims was False."
+        ),
+        (
+            "s = stable softmax of x along axis; if not keepdims: g = xp.expand_dims(g, axis); "
+            "return g * s."
+        ),
+    ],
+}
+
 # The equations exercise 2 checks, as chapter 2 states them (shown when a check fails).
 EQUATIONS = {
     "eq-vjp": "dL/dx_j = sum_i g_i dy_i/dx_j, with g = dL/dy (a vector-Jacobian product)",
@@ -121,6 +187,20 @@ def _describe_vjp(names: tuple):
     return describe
 
 
+# The library functions each backward re-derives: the op itself (whose backward it is), the
+# autograd that would run that backward, and the helpers the exercise also asks for.
+_OPS = "minidiff.autograd.ops."
+_BACKWARD = "minidiff.autograd.tensor.Tensor.backward"
+FORBID = {
+    "mul": (_OPS + "mul", _OPS + "sum_to", _BACKWARD),
+    "div": (_OPS + "div", _OPS + "sum_to", _BACKWARD),
+    "matmul": (_OPS + "matmul", _BACKWARD),
+    "sum": (_OPS + "sum", _BACKWARD),
+    "softmax": (_OPS + "softmax", _OPS + "log_softmax", _BACKWARD),
+    "logsumexp": (_OPS + "logsumexp", _OPS + "softmax", _BACKWARD),
+}
+
+
 def check_vjp(
     exercise: str,
     student_backward: Callable,
@@ -193,5 +273,6 @@ def check_vjp(
         _vjp_cases(op, where or how.where, shifts or how.shifts),
         statement=EQUATIONS[how.equation],
         describe=_describe_vjp(how.inputs),
+        forbid=FORBID.get(op, (_BACKWARD,)),
         max_examples=max_examples,
     )

@@ -24,6 +24,38 @@ from .compare import compare, compare_vjp, float64_result, host, show, unpack_re
 from .gradients import Case, OpSpec
 from .grading import DEFAULT_EXAMPLES, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "3.1": [
+        (
+            "Split the layer norm into steps (mean, centred x, variance, xhat, y = w xhat + b) and"
+            " push g back through each, like a graph."
+        ),
+        (
+            "dbias sums g and dweight sums g * xhat over every axis but the last; for x, dL/dxhat "
+            "= g w, and the standardization's backward has three terms."
+        ),
+        (
+            "dxhat = g * w; dx = (dxhat - dxhat.mean(-1, keepdims=True) - xhat * (dxhat * "
+            "xhat).mean(-1, keepdims=True)) / sqrt(var + eps)."
+        ),
+    ],
+    "3.2": [
+        (
+            "Keep the two moving averages first, then correct their bias, then step; the decay is "
+            "decoupled: it touches p, never m or v."
+        ),
+        (
+            "m and v are updated from g only; the bias corrections divide by 1 - beta1**t and 1 - "
+            "beta2**t."
+        ),
+        (
+            "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g*g; p = p * (1 - lr wd) - lr (m / (1 - "
+            "b1**t)) / (sqrt(v / (1 - b2**t)) + eps); return p, m, v."
+        ),
+    ],
+}
+
 # The equations exercise 3 checks, as chapter 3 states them (shown when a check fails).
 EQUATIONS = {
     "eq-layernorm-vjp": "with r = 1 / sqrt(var(x) + eps), x_hat = (x - mean(x)) r and "
@@ -101,6 +133,10 @@ def check_layernorm_backward(
         _layernorm_cases(),
         statement=EQUATIONS["eq-layernorm-vjp"],
         describe=_describe_layernorm,
+        forbid=(
+            "minidiff.nn.functional.layer_norm",
+            "minidiff.autograd.tensor.Tensor.backward",
+        ),
         max_examples=max_examples,
     )
 
@@ -209,5 +245,6 @@ def check_adamw_step(
         _adamw_cases(),
         statement=EQUATIONS["eq-adamw"],
         describe=_describe_adamw,
+        forbid=("minidiff.optim.AdamW.step",),
         max_examples=max_examples,
     )

@@ -22,6 +22,32 @@ from .compare import compare_vjp, host, show
 from .gradients import Case, OpSpec
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "4.1": [
+        (
+            "Recompute the forward (scores, masked softmax, output) and go back through it one "
+            "product at a time."
+        ),
+        (
+            "dV = P^T g; dP = g V^T; the softmax backward gives dS = P (dP - sum(dP P) along the "
+            "keys); then dQ and dK come from S = Q K^T / sqrt(d)."
+        ),
+        (
+            "dS = P * (dP - (dP * P).sum(-1, keepdims=True)); dQ = dS @ K / sqrt(d); dK = dS^T @ Q"
+            " / sqrt(d); masked entries have P = 0 and need no special case."
+        ),
+    ],
+    "4.2": [
+        "A token may attend to every token of its own frame and of the earlier frames.",
+        (
+            "With grid_positions, each token has a frame index; compare every query's frame with "
+            "every key's frame by broadcasting."
+        ),
+        "f = grid_positions(frames, height, width)[:, 0]; return f[:, None] >= f[None, :].",
+    ],
+}
+
 # The equations exercise 4 checks, as chapter 4 states them (shown when a check fails).
 EQUATIONS = {
     "eq-attention-vjp": "with S = Q K^T / sqrt(d) (plus the mask), P = softmax(S) along each "
@@ -110,6 +136,10 @@ def check_attention_backward(
         _attention_cases(),
         statement=EQUATIONS["eq-attention-vjp"],
         describe=_describe_attention,
+        forbid=(
+            "minidiff.nn.attention.scaled_dot_product_attention",
+            "minidiff.autograd.tensor.Tensor.backward",
+        ),
         max_examples=max_examples,
     )
 
@@ -167,5 +197,6 @@ def check_frame_causal_mask(
         st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3)),
         statement=EQUATIONS["frame-causal"],
         describe=lambda grid: "frames, height, width = {}, {}, {}".format(*grid),
+        forbid=("minidiff.checks.ex04_attention.frame_causal_reference",),
         max_examples=max_examples,
     )

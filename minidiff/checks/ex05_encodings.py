@@ -20,6 +20,38 @@ from ..nn import encodings
 from .compare import compare, host, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "5.1": [
+        (
+            "Half the channels are sines, half cosines, of the position times a geometric ladder "
+            "of frequencies."
+        ),
+        (
+            "The frequencies are max_period ** (-k / half) for k = 0 .. half - 1, with half = dim "
+            "// 2."
+        ),
+        (
+            "angles = positions[:, None] * freqs[None, :]; return concatenate([sin(angles), "
+            "cos(angles)], axis=1)."
+        ),
+    ],
+    "5.2": [
+        (
+            "Give time, height and width each a share of the channels, encode each coordinate in "
+            "1-D, and put the three side by side."
+        ),
+        (
+            "split_width(dim, time_fraction) gives the three widths; grid_positions gives each "
+            "token's (frame, row, column)."
+        ),
+        (
+            "concatenate([sincos_1d(pos[:, 0], dt), sincos_1d(pos[:, 1], dh), sincos_1d(pos[:, 2],"
+            " dw)], axis=1)."
+        ),
+    ],
+}
+
 # The equations exercise 5 checks, as chapter 5 states them (shown when a check fails).
 EQUATIONS = {
     "eq-sincos": "emb(p) = [sin(p w_0), ..., sin(p w_{h-1}), cos(p w_0), ..., cos(p w_{h-1})] "
@@ -89,6 +121,10 @@ def check_sincos_1d(fn: Callable, exercise: str = "5.1", max_examples: int = DEF
         statement=EQUATIONS["eq-sincos"],
         describe=lambda drawn: (
             f"positions = {drawn[0].tolist()}\ndim = {drawn[1]}\nmax_period = {drawn[2]!r}"
+        ),
+        forbid=(
+            "minidiff.nn.encodings.sincos_1d",
+            "minidiff.nn.encodings.timestep_embedding",
         ),
         max_examples=max_examples,
     )
@@ -202,5 +238,9 @@ def check_sincos_3d(fn: Callable, exercise: str = "5.2", max_examples: int = DEF
         _sincos_3d_cases(),
         statement=EQUATIONS["eq-sincos-3d"],
         describe=_describe_grid,
+        forbid=(
+            "minidiff.nn.encodings.sincos_3d",
+            "minidiff.nn.encodings.sincos_2d",
+        ),
         max_examples=max_examples,
     )

@@ -19,6 +19,23 @@ from .compare import compare, float64_result, host
 from .diffusion_cases import DiffusionCase, describe_diffusion, diffusion_cases, per_example
 from .grading import DEFAULT_EXAMPLES, Mismatch, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "6.1": [
+        "x_t is a Gaussian with a known mean and variance given x0: scale x0 and add scaled noise.",
+        "Gather alpha_bars at t and reshape to (B, 1, ..., 1) so it broadcasts over each example.",
+        "ab = alpha_bars[t].reshape(shape); return sqrt(ab) * x0 + sqrt(1 - ab) * noise.",
+    ],
+    "6.2": [
+        "One step keeps most of x_prev and adds a little noise, with variance beta.",
+        (
+            "The scale on x_prev keeps the total variance at 1: what is it, given the noise "
+            "variance beta?"
+        ),
+        "b = betas[t].reshape(shape); return sqrt(1 - b) * x_prev + sqrt(b) * noise.",
+    ],
+}
+
 # The equations exercise 6 checks, as chapter 6 states them (shown when a check fails).
 EQUATIONS = {
     "eq-forward-step": "x_t = sqrt(1 - beta) x_prev + sqrt(beta) noise, with beta = betas[t] "
@@ -122,6 +139,7 @@ def check_q_sample(fn: Callable, exercise: str = "6.1", max_examples: int = DEFA
         diffusion_cases(("x0", "noise")),
         statement=EQUATIONS["eq-closed-form"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_sample",),
         max_examples=max_examples,
     )
 
@@ -174,5 +192,6 @@ def check_q_step(fn: Callable, exercise: str = "6.2", max_examples: int = DEFAUL
         diffusion_cases(("x_prev", "noise")),
         statement=EQUATIONS["eq-forward-step"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_step",),
         max_examples=max_examples,
     )

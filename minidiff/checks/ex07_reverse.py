@@ -19,6 +19,36 @@ from .compare import compare, float64_result, unpack_results
 from .diffusion_cases import DiffusionCase, describe_diffusion, diffusion_cases, per_example
 from .grading import DEFAULT_EXAMPLES, Mismatch, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "7.1": [
+        (
+            "Multiply the two Gaussians q(x_t | x_{t-1}) and q(x_{t-1} | x0) as functions of y = "
+            "x_{t-1} and collect the y^2 and y terms."
+        ),
+        (
+            "The precision A is the sum of the two precisions in y: alpha_t / beta_t + 1 / (1 - "
+            "alpha_bar_{t-1}); the variance is 1/A and the mean B/A. The identity alpha_t (1 - "
+            "alpha_bar_{t-1}) + beta_t = 1 - alpha_bar_t simplifies both."
+        ),
+        (
+            "variance = (1 - ab_prev) / (1 - ab) beta; mean = (sqrt(ab_prev) beta x0 + sqrt(alpha)"
+            " (1 - ab_prev) x_t) / (1 - ab); at t = 0 the mean is x0 and the variance 0."
+        ),
+    ],
+    "7.2": [
+        (
+            "Write x0 through x_t and eps from the closed form, substitute it into the posterior "
+            "mean of 7.1, and collect the x_t terms."
+        ),
+        (
+            "The coefficient of x_t simplifies to 1 / sqrt(alpha_t) using the same identity as in "
+            "7.1; the eps coefficient keeps beta_t and sqrt(1 - alpha_bar_t)."
+        ),
+        "mean = (x_t - beta / sqrt(1 - ab) eps) / sqrt(alpha).",
+    ],
+}
+
 # The equations exercise 7 checks, as chapter 7 states them (shown when a check fails).
 EQUATIONS = {
     "eq-posterior": "with beta = betas[t], alpha = 1 - beta, ab = alpha_bars[t] and ab_prev = "
@@ -92,6 +122,7 @@ def check_q_posterior(fn: Callable, exercise: str = "7.1", max_examples: int = D
         diffusion_cases(("x0", "x_t")),
         statement=EQUATIONS["eq-posterior"],
         describe=describe_diffusion,
+        forbid=("minidiff.diffusion.process.q_posterior",),
         max_examples=max_examples,
     )
 
@@ -134,5 +165,10 @@ def check_posterior_mean_from_eps(
         diffusion_cases(("x0", "eps"), keep_alpha_positive=True),
         statement=EQUATIONS["eq-posterior-mean-eps"],
         describe=describe_diffusion,
+        forbid=(
+            "minidiff.diffusion.process.posterior_mean_from_eps",
+            "minidiff.diffusion.process.q_posterior",
+            "minidiff.diffusion.process.x0_from_eps",
+        ),
         max_examples=max_examples,
     )

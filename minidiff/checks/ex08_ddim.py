@@ -23,6 +23,29 @@ from .compare import compare, float64_result, show
 from .diffusion_cases import SCHEDULES, DiffusionCase, built_schedule
 from .grading import DEFAULT_EXAMPLES, Mismatch, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "8.1": [
+        "sigma is the posterior's standard deviation for a step from t to s, scaled by eta.",
+        (
+            "For a jump from t to s, the roles of alpha and beta in the one-step posterior "
+            "variance are played by alpha_bar_t / alpha_bar_s."
+        ),
+        "sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s).",
+    ],
+    "8.2": [
+        (
+            "The step rebuilds x_s from the predicted x0, the predicted noise direction, and fresh"
+            " noise of size sigma."
+        ),
+        (
+            "The noise direction's weight is chosen so that the total noise variance is 1 - "
+            "alpha_bar_s."
+        ),
+        "x_s = sqrt(ab_s) x0 + sqrt(1 - ab_s - sigma^2) eps + sigma noise.",
+    ],
+}
+
 # The equations exercise 8 checks, as chapter 8 states them (shown when a check fails).
 EQUATIONS = {
     "eq-ddim-sigma": "sigma = eta sqrt((1 - a_s) / (1 - a_t)) sqrt(1 - a_t / a_s), with "
@@ -110,6 +133,7 @@ def check_ddim_sigma(fn: Callable, exercise: str = "8.1", max_examples: int = DE
         _ddim_cases(),
         statement=EQUATIONS["eq-ddim-sigma"],
         describe=_describe_ddim,
+        forbid=("minidiff.diffusion.samplers.ddim_sigma",),
         max_examples=max_examples,
     )
 
@@ -197,5 +221,9 @@ def check_ddim_step(fn: Callable, exercise: str = "8.2", max_examples: int = DEF
         _ddim_cases(("x0", "eps", "noise")),
         statement=EQUATIONS["eq-ddim-step"],
         describe=_describe_ddim,
+        forbid=(
+            "minidiff.diffusion.samplers.ddim_step",
+            "minidiff.diffusion.samplers.ddim_sigma",
+        ),
         max_examples=max_examples,
     )

@@ -21,6 +21,32 @@ from . import strategies as S
 from .compare import as_array, compare, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "9.1": [
+        (
+            "Split each spatial axis into (count, patch) and the time axis into (count, tubelet), "
+            "then move the counts to the front."
+        ),
+        (
+            "reshape to (B, F/tubelet, tubelet, C, H/patch, patch, W/patch, patch), transpose so "
+            "the three counts come before the within-patch axes, reshape to (B, tokens, values)."
+        ),
+        (
+            "Compare the order of values in one token with the library's printout above: the "
+            "within-token order is (tubelet, C, patch, patch)."
+        ),
+    ],
+    "9.2": [
+        "Undo 9.1 step by step in reverse: reshape, inverse transpose, reshape.",
+        "The inverse of a transpose by axes p is a transpose by numpy.argsort(p).",
+        (
+            "reshape tokens to (B, F/tubelet, H/patch, W/patch, tubelet, C, patch, patch), "
+            "transpose back, reshape to (B, F, C, H, W)."
+        ),
+    ],
+}
+
 # The equations exercise 9 checks, as chapter 9 states them (shown when a check fails).
 EQUATIONS = {
     "eq-patchify": "a clip (B, F, C, H, W) becomes (B, N, pt * p * p * C) with N = F/pt * H/p * "
@@ -93,6 +119,7 @@ def check_patchify(fn: Callable, exercise: str = "9.1", max_examples: int = DEFA
         _clip_cases(),
         statement=EQUATIONS["eq-patchify"],
         describe=_describe_clip,
+        forbid=("minidiff.models.uvit.patchify",),
         max_examples=max_examples,
     )
 
@@ -125,5 +152,6 @@ def check_unpatchify(fn: Callable, exercise: str = "9.2", max_examples: int = DE
         _clip_cases(),
         statement=EQUATIONS["eq-unpatchify"],
         describe=_describe_clip,
+        forbid=("minidiff.models.uvit.unpatchify",),
         max_examples=max_examples,
     )

@@ -19,6 +19,35 @@ from . import strategies as S
 from .compare import as_array, compare, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "10.1": [
+        (
+            "Guidance moves from the unconditional prediction towards the conditional one, by a "
+            "factor w."
+        ),
+        (
+            "At w = 0 it is the unconditional prediction and at w = 1 the conditional one; it is "
+            "linear in w."
+        ),
+        "eps_uncond + w (eps_cond - eps_uncond).",
+    ],
+    "10.2": [
+        (
+            "Run the model once on a batch that holds every example twice: once with its caption, "
+            "once with the null caption."
+        ),
+        (
+            "Concatenate x with itself, t with itself and condition with null_condition, then "
+            "split the output in two halves."
+        ),
+        (
+            "return a function (x, t) -> classifier_free_guidance(second half, first half, w) of "
+            "model(concat([x, x]), concat([t, t]), concat([condition, null]))."
+        ),
+    ],
+}
+
 # The equations exercise 10 checks, as chapter 10 states them (shown when a check fails).
 EQUATIONS = {
     "eq-cfg": "eps_w = eps_u + w (eps_c - eps_u): w = 0 gives eps_u (unconditional), w = 1 gives "
@@ -64,6 +93,7 @@ def check_guidance(fn: Callable, exercise: str = "10.1", max_examples: int = DEF
         _guidance_cases(),
         statement=EQUATIONS["eq-cfg"],
         describe=lambda d: f"eps_uncond = {show(d[0])}\neps_cond = {show(d[1])}\nw = {d[2]!r}",
+        forbid=("minidiff.diffusion.samplers.classifier_free_guidance",),
         max_examples=max_examples,
     )
 
@@ -136,5 +166,6 @@ def check_batched_guidance(
             f"x = {show(d[0])}\nt = {d[1].tolist()}\ncondition = {show(d[2])}\n"
             f"null_condition = {show(d[3])}\nw = {d[4]!r}"
         ),
+        forbid=("minidiff.diffusion.samplers.guided",),
         max_examples=max_examples,
     )

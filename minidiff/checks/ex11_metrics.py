@@ -25,6 +25,40 @@ from . import strategies as S
 from .compare import as_float64, compare, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "11.1": [
+        (
+            "Each pixel covers a fraction alpha of the blob; the area is the total coverage and "
+            "the centroid the coverage-weighted mean of pixel centres."
+        ),
+        (
+            "Pixel (row, column) has its centre at (column + 0.5, row + 0.5); build those with "
+            "numpy.indices or arange."
+        ),
+        (
+            "area = alpha.sum(); centroid = ((alpha * (cols + 0.5)).sum(), (alpha * (rows + "
+            "0.5)).sum()) / area."
+        ),
+    ],
+    "11.2": [
+        "Fit p = p0 + v t by least squares, separately for x and y.",
+        "The least-squares slope is cov(t, p) / var(t).",
+        (
+            "tc = t - t.mean(); v = (tc[:, None] * (positions - positions.mean(0))).sum(0) / (tc *"
+            " tc).sum()."
+        ),
+    ],
+    "11.3": [
+        "Fit y = a t^2 + b t + c by least squares; the acceleration is the second derivative.",
+        "Build the design matrix with columns t^2, t, 1 and solve with numpy.linalg.lstsq.",
+        (
+            "a = numpy.linalg.lstsq(numpy.stack([t*t, t, numpy.ones_like(t)], 1), y, "
+            "rcond=None)[0][0]; return 2 * a."
+        ),
+    ],
+}
+
 # The equations exercise 11 checks, as chapter 11 states them (shown when a check fails).
 EQUATIONS = {
     "blob-measure": "with w = clip(alpha, 0, 1): area = sum(w) and centroid (x, y) = "
@@ -180,6 +214,11 @@ def check_blob_measure(
         _blob_cases(),
         statement=EQUATIONS["blob-measure"],
         describe=_describe_blob,
+        forbid=(
+            "minidiff.metrics.tracking.detect",
+            "minidiff.metrics.tracking.track",
+            "minidiff.checks.ex11_metrics._blob_reference",
+        ),
         max_examples=max_examples,
     )
 
@@ -238,6 +277,7 @@ def check_velocity_fit(
         _line_cases(),
         statement=EQUATIONS["velocity-fit"],
         describe=_describe_line,
+        forbid=("minidiff.metrics.video._fit_line",),
         max_examples=max_examples,
     )
 
@@ -308,5 +348,6 @@ def check_gravity_fit(
         _flight_cases(),
         statement=EQUATIONS["eq-gravity-fit"],
         describe=_describe_flight,
+        forbid=("minidiff.metrics.video._fit_flight",),
         max_examples=max_examples,
     )

@@ -7,13 +7,12 @@ seed, is about as wide as the normal approximation says, and covers a known rate
 promised share of repeated experiments. 13.2 asks how many clips make an interval narrow enough
 (:func:`check_clips_needed`, eq-clips-needed), which needs the half-width of the interval worked
 out and inverted; it is graded by the defining property of the answer (the smallest n that is
-narrow enough). A solution that calls ``minidiff.metrics.intervals`` fails: the library is what
-the exercise rebuilds.
+narrow enough). A solution that calls ``minidiff.metrics.intervals`` is refused: the library is
+what the exercise rebuilds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from statistics import NormalDist
@@ -21,8 +20,30 @@ from statistics import NormalDist
 import numpy
 from hypothesis import strategies as st
 
-from ..metrics import intervals
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
+
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "13.1": [
+        (
+            "Resample the values with replacement, as many as there are, take the mean; repeat; "
+            "read the interval off the means."
+        ),
+        "rng = numpy.random.default_rng(seed); indices = rng.integers(0, n, size=(resamples, n)).",
+        (
+            "means = values[indices].mean(axis=1); return numpy.quantile(means, [(1 - level) / 2, "
+            "(1 + level) / 2])."
+        ),
+    ],
+    "13.2": [
+        "Write the normal half-width as a function of n and solve half_width(n) <= h for n.",
+        (
+            "half_width(n) = z sqrt(p (1 - p) / n) with z the normal quantile at (1 + level) / 2 "
+            "(statistics.NormalDist().inv_cdf)."
+        ),
+        "n = ceil(z^2 p (1 - p) / h^2), then adjust by one if rounding put you on the wrong side.",
+    ],
+}
 
 EQUATIONS = {
     "eq-bootstrap": "draw n values with replacement from the n measured ones, average them, "
@@ -33,28 +54,12 @@ EQUATIONS = {
 }
 
 
-@contextlib.contextmanager
-def _without_the_library():
-    """Make the library's interval functions refuse to run while the student's code does.
-
-    Their code objects are swapped, not the module's names, so a solution that imported them
-    with ``from ... import`` is refused too."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(
-            "your code calls minidiff.metrics.intervals: write the bootstrap yourself, with "
-            "NumPy's random generator and numpy.quantile"
-        )
-
-    functions = (intervals.bootstrap_interval, intervals.summarize)
-    saved = [f.__code__ for f in functions]
-    for f in functions:
-        f.__code__ = refuse.__code__
-    try:
-        yield
-    finally:
-        for f, code in zip(functions, saved):
-            f.__code__ = code
+# The library functions the exercise rebuilds; a solution that calls one is refused.
+_LIBRARY = (
+    "minidiff.metrics.intervals.bootstrap_interval",
+    "minidiff.metrics.intervals.ratio_interval",
+    "minidiff.metrics.intervals.summarize",
+)
 
 
 def _values():
@@ -77,8 +82,7 @@ def check_bootstrap_interval(
     high) of the mean of ``values`` (eq-bootstrap)."""
 
     def interval(values, level, resamples, seed):
-        with _without_the_library():
-            low, high = fn(values, level, resamples, seed)
+        low, high = fn(values, level, resamples, seed)
         return float(low), float(high)
 
     def prop(case):
@@ -111,6 +115,7 @@ def check_bootstrap_interval(
             f"values = {numpy.round(c[0], 3).tolist()}\nlevel = {c[1]}, seed = {c[2]}"
         ),
         static_check=lambda: _repeats(interval) or _coverage(interval),
+        forbid=_LIBRARY,
         max_examples=max_examples,
     )
     return verdict
@@ -160,8 +165,7 @@ def check_clips_needed(
 
     def prop(case):
         p, width, level = case
-        with _without_the_library():
-            n = fn(p, width, level)
+        n = fn(p, width, level)
         if isinstance(n, bool) or not float(n).is_integer() or n < 1:
             raise Mismatch(f"the answer must be a whole number of clips, got {n!r}")
         n = int(n)
@@ -186,5 +190,6 @@ def check_clips_needed(
         cases,
         statement=EQUATIONS["eq-clips-needed"],
         describe=lambda c: f"p = {c[0]}, half_width = {c[1]}, level = {c[2]}",
+        forbid=_LIBRARY,
         max_examples=max_examples,
     )

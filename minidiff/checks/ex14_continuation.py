@@ -24,6 +24,37 @@ from . import strategies as S
 from .compare import as_float64, compare, show
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "14.1": [
+        (
+            "Each window after the first keeps `context` frames of the previous one and generates "
+            "the rest."
+        ),
+        (
+            "The first window ends at `window`; every later window advances by window - context "
+            "frames."
+        ),
+        "list(range(window, total, window - context)).",
+    ],
+    "14.2": [
+        (
+            "Where the mask is True the entry is known: replace it by the known clip noised to the"
+            " level of x_s."
+        ),
+        "Noising to level s is the closed form of exercise 6 with alpha_bar_s.",
+        "where(mask, sqrt(alpha_bar_s) known + sqrt(1 - alpha_bar_s) noise, x_s).",
+    ],
+    "14.3": [
+        "The acceleration at frame k is the second difference of the positions.",
+        "a_k = p_{k+1} - 2 p_k + p_{k-1} for k = 1 .. frames - 2; compare it with (0, gravity).",
+        (
+            "a = positions[2:] - 2 * positions[1:-1] + positions[:-2]; return numpy.linalg.norm(a "
+            "- [0, gravity], axis=1)."
+        ),
+    ],
+}
+
 # The equations exercise 14 checks, as chapter 14 states them (shown when a check fails).
 EQUATIONS = {
     "seam-frames": "the windows after the first start every window - context frames and "
@@ -93,6 +124,7 @@ def check_seam_frames(
             f"total = {c[0]}, window = {c[1]}, context = {c[2]}\n"
             f"then context = {c[3]}, which must raise ValueError"
         ),
+        forbid=("minidiff.metrics.continuation.seam_frames",),
         max_examples=max_examples,
     )
 
@@ -172,6 +204,7 @@ def check_replacement(
         _replacement_cases(),
         statement=EQUATIONS["eq-replacement"],
         describe=_describe_replacement,
+        forbid=("minidiff.diffusion.samplers._noised",),
         max_examples=max_examples,
     )
 
@@ -253,5 +286,6 @@ def check_acceleration_errors(
         _track_cases(),
         statement=EQUATIONS["eq-acceleration-error"],
         describe=_describe_track,
+        forbid=("minidiff.metrics.continuation.acceleration_errors",),
         max_examples=max_examples,
     )

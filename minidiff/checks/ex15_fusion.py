@@ -27,6 +27,29 @@ from .compare import compare, host, show
 from .gradients import Case, OpSpec, numeric_vjp
 from .grading import DEFAULT_EXAMPLES, Mismatch, Verdict, grade
 
+# The hints of hint() (minidiff.checks.hints), from a nudge to nearly the answer.
+HINTS = {
+    "15.1": [
+        (
+            "Compute sigma(x) once in the forward, keep it for the backward, and write d(x "
+            "sigma(x))/dx by hand."
+        ),
+        (
+            "d/dx [x sigma(x)] = sigma + x sigma (1 - sigma); a numerically safe sigma is 0.5 (1 +"
+            " tanh(x / 2))."
+        ),
+        (
+            "backward(g) returns (g * s * (1 + d * (1 - s)),); return Tensor.from_op(d * s, (x,), "
+            "backward, 'silu_fused')."
+        ),
+    ],
+    "15.2": [
+        "Time each call on its own, with the clock you are given, and keep every duration.",
+        "start = clock(); fn(); durations.append(clock() - start), repeats times.",
+        "return float(numpy.median(durations)).",
+    ],
+}
+
 # What the exercises must satisfy, as exercise 15 states it (shown when a check fails).
 STATEMENTS = {
     "silu-fused": "silu(x) = x sigma(x) with sigma(x) = 1 / (1 + exp(-x)); its backward is "
@@ -190,6 +213,7 @@ def check_silu_fused(
         _silu_cases(),
         statement=STATEMENTS["silu-fused"],
         describe=_describe_silu,
+        forbid=("minidiff.autograd.ops.silu",),
         max_examples=max_examples,
     )
 

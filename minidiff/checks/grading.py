@@ -8,7 +8,9 @@ what was expected and what came back) when it is wrong. The verdict is one of
 * ``FAILED``: some case broke the property. Hypothesis then shrinks it, re-running ever simpler
   inputs, and replays the simplest failing one last; that last failure is the counterexample we
   show, with the equation the code has to satisfy;
-* ``NOT DONE``: the code still raises ``NotImplementedError`` (the stub of the student notebook).
+* ``NOT DONE``: the code still raises ``NotImplementedError`` (the stub of the student notebook);
+* ``REFUSED``: the code called a library function the exercise rebuilds (``forbid``, see
+  :mod:`minidiff.checks.delegation`), so passing would prove nothing.
 
 The draws are derandomized: the same code meets the same cases on every run, so a verdict can be
 reproduced and a notebook re-run gives the same answer. Every verdict is also kept here, so the
@@ -34,6 +36,8 @@ import numpy
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
+
+from .delegation import Delegated, forbidden
 
 DEFAULT_EXAMPLES = 50
 
@@ -62,7 +66,8 @@ class Mismatch(AssertionError):
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``status`` is ``PASSED``, ``FAILED`` or ``NOT DONE``."""
+    """The outcome of one check: ``status`` is ``PASSED``, ``FAILED``, ``NOT DONE`` or
+    ``REFUSED``."""
 
     passed: bool
     name: str
@@ -132,6 +137,7 @@ def grade(
     describe: Callable = repr,
     static_check: Callable[[], str | None] | None = None,
     max_examples: int = DEFAULT_EXAMPLES,
+    forbid: tuple[str, ...] = (),
     echo: bool = True,
 ) -> Verdict:
     """Check ``prop`` on up to ``max_examples`` cases drawn from ``cases``; print the verdict.
@@ -139,7 +145,9 @@ def grade(
     ``equation`` is the book's label of the equation being checked (``eq-matmul-vjp``) and
     ``statement`` the equation itself in words, shown on failure. ``describe(case)`` writes a
     case for people (one line per input). ``static_check()``, run once the cases pass, returns a
-    reason to fail that no input reveals (calling NumPy directly, a loop), or None.
+    reason to fail that no input reveals (calling NumPy directly, a loop), or None. ``forbid``
+    names the library functions (``"minidiff.diffusion.process.q_posterior"``) the exercise
+    re-derives: a solution that calls one of them is ``REFUSED``.
     """
     heading = f"exercise {exercise} ({title}{', ' + equation if equation else ''})"
     failures: list = []
@@ -150,7 +158,7 @@ def grade(
     @given(cases)
     def run(case):
         nonlocal checked
-        if not_done:
+        if not_done or calls:
             return
         # Warnings (overflow in exp...) are kept with the case that raised them and shown in
         # the verdict, instead of scrolling past once per drawn case.
@@ -161,6 +169,8 @@ def grade(
             except NotImplementedError as exc:
                 not_done.append(exc)
                 return
+            except Delegated:
+                return
             except HypothesisException:
                 raise
             except Exception as exc:
@@ -168,13 +178,22 @@ def grade(
                 raise
         checked += 1
 
-    try:
-        run()
-        error = None
-    except Exception as exc:
-        error = exc
+    with forbidden(exercise, forbid) as calls:
+        try:
+            run()
+            error = None
+        except Exception as exc:
+            error = exc
+        reason = None
+        if not (calls or not_done or error) and static_check:
+            try:
+                reason = static_check()
+            except Delegated:
+                pass
 
-    if not_done:
+    if calls:
+        status, lines = "REFUSED", [f"REFUSED {heading}", _indent(calls[0])]
+    elif not_done:
         status, lines = "NOT DONE", [f"NOT DONE {heading}: {not_done[0]}"]
     elif error is not None:
         status, lines = "FAILED", [f"FAILED  {heading}"]
@@ -194,12 +213,10 @@ def grade(
                 if equation
                 else f"  it must satisfy: {statement}"
             )
+    elif reason:
+        status, lines = "FAILED", [f"FAILED  {heading}", _indent(reason)]
     else:
-        reason = static_check() if static_check else None
-        if reason:
-            status, lines = "FAILED", [f"FAILED  {heading}", _indent(reason)]
-        else:
-            status, lines = "PASSED", [f"PASSED  {heading}: {checked} random cases"]
+        status, lines = "PASSED", [f"PASSED  {heading}: {checked} random cases"]
 
     verdict = Verdict(status == "PASSED", exercise, "\n".join(lines), status, title)
     _record(verdict)

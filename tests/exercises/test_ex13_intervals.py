@@ -35,7 +35,7 @@ def test_a_right_bootstrap_passes():
         (lambda v, lv, b, s: percentile(v, lv, b, s, lower=1 - lv), "half-width"),  # level as tail
         (lambda v, lv, b, s: percentile(v, lv, b, s, replace=False), "half-width"),  # no resampling
         (lambda v, lv, b, s: percentile(v, lv, b, s, seeded=False), "seed"),
-        (lambda v, lv, b, s: bootstrap_interval(v, lv, b, s), "calls minidiff.metrics.intervals"),
+        (lambda v, lv, b, s: bootstrap_interval(v, lv, b, s), "calling minidiff.metrics.intervals"),
     ],
 )
 def test_wrong_bootstraps_fail_with_the_reason(wrong, says):

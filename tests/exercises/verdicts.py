@@ -25,3 +25,9 @@ def assert_not_done(check, stub_message: str, exercise: str) -> None:
 def by_name(value) -> str:
     """Test ids from the functions in a parametrize table."""
     return getattr(value, "__name__", "")
+
+
+def assert_refused(verdict, library: str) -> None:
+    """The verdict refused a solution that called ``library``, naming it."""
+    assert verdict.status == "REFUSED" and not verdict.passed, verdict.message
+    assert f"without calling {library}" in verdict.message, verdict.message
