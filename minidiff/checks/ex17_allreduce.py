@@ -179,6 +179,7 @@ def check_shard_loss(fn: Callable, exercise: str = "17.1", max_examples: int = D
         _shard_cases(),
         statement=EQUATIONS["eq-data-parallel"],
         describe=_describe_shards,
+        forbid=LIBRARY.get("17.1", ()),
         max_examples=max_examples,
     )
 
@@ -339,5 +340,6 @@ def check_ring_all_reduce(
         _ring_cases(),
         statement=EQUATIONS["eq-ring-all-reduce"],
         describe=_describe_ring,
+        forbid=LIBRARY.get("17.2", ()),
         max_examples=max_examples,
     )

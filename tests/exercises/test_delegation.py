@@ -1,6 +1,8 @@
 """A solution that calls the library function its exercise rebuilds is refused, by every check
 of the notebooks, and grading leaves the library as it found it."""
 
+import importlib
+import inspect
 import re
 from functools import partial
 from pathlib import Path
@@ -12,7 +14,16 @@ import minidiff.metrics.continuation
 import minidiff.metrics.intervals
 import minidiff.metrics.tracking
 import minidiff.metrics.video
-from minidiff.checks import delegation, grading
+from minidiff.checks import (
+    delegation,
+    ex05_rope,
+    ex07_bound,
+    ex08_flow,
+    ex08_targets,
+    ex12_training,
+    ex17_allreduce,
+    grading,
+)
 from minidiff.checks import ex01_arrays as E1
 from minidiff.checks import ex02_backward as E2
 from minidiff.checks import ex03_layers as E3
@@ -36,7 +47,8 @@ metrics = minidiff.metrics
 
 # Checks that have no library counterpart to delegate to (15.2 times a function with the clock it
 # is given; nothing in minidiff does that).
-NOTHING_TO_DELEGATE = {"check_time_it"}
+# 17.1 asks for one rank's share of a loss, which no library function computes alone.
+NOTHING_TO_DELEGATE = {"check_time_it", "check_shard_loss"}
 
 # (check, a solution that delegates, the library function it calls). The tripwire raises at the
 # call, so the arguments need not be right.
@@ -209,6 +221,44 @@ DELEGATING = [
     ),
     (E15.check_silu_fused, lambda x: md.silu(x), "minidiff.autograd.ops.silu"),
 ]
+
+
+def _calling(qualified: str):
+    """A solution calling ``qualified`` as it is at call time (the tripwire, while graded)."""
+    module, _, attribute = qualified.rpartition(".")
+
+    def solution(*args, **kwargs):
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    return solution
+
+
+def _graded(check, functions: int, qualified: str):
+    """``check`` graded with every one of its ``functions`` calling ``qualified``."""
+
+    def run(_solution, max_examples=5):
+        return check(*[_calling(qualified)] * functions, max_examples=max_examples)
+
+    run.__name__ = check.__name__
+    return run
+
+
+# The checks of the newer notebooks name what each exercise rebuilds in their module's LIBRARY;
+# a solution (every function the check takes) calling the first of those names is refused.
+for _module in (ex05_rope, ex07_bound, ex08_targets, ex08_flow, ex12_training, ex17_allreduce):
+    for _check in vars(_module).values():
+        if not (inspect.isfunction(_check) and _check.__name__.startswith("check_")):
+            continue
+        _parameters = inspect.signature(_check).parameters
+        _library = _module.LIBRARY.get(_parameters["exercise"].default)
+        if _library:
+            DELEGATING.append(
+                (
+                    _graded(_check, list(_parameters).index("exercise"), _library[0]),
+                    None,
+                    _library[0],
+                )
+            )
 
 
 def _name(check) -> str:

@@ -57,6 +57,7 @@ def test_sources_exist():
         "ex09_patches.md",
         "ex10_guidance.md",
         "ex11_metrics.md",
+        "ex12_training.md",
         "ex13_intervals.md",
         "ex14_continuation.md",
         "ex15_fusion.md",
