@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.patches import Circle, FancyBboxPatch
 
 from minidiff.app.presets import get_preset
-from minidiff.app.text_to_video import CHANNELS
+from minidiff.app.text_to_video import TextToVideo
 from minidiff.diffusion import process, samplers
-from minidiff.models.uvit import UViT, UViTConfig
+from minidiff.models.uvit import UViT
 
 __all__ = [
     "adaln_zero_block",
@@ -322,6 +322,10 @@ def diffusion_chains(reverse: bool = True, jump: bool = False):
         va="center",
         fontsize=9,
     )
+
+    def arrow_label(colour):
+        return dict(ha="center", fontsize=10, color=colour)
+
     labelled = {1: r"$q(x_1 \mid x_0)$", 4: r"$q(x_t \mid x_{t-1})$"}
     reverse_labelled = {1: r"$p_\theta(x_0 \mid x_1)$", 4: r"$p_\theta(x_{t-1} \mid x_t)$"}
     for k in range(1, len(names)):
@@ -329,29 +333,16 @@ def diffusion_chains(reverse: bool = True, jump: bool = False):
         left = xs[k - 1] + (gap if names[k - 1] else 0.3)
         right = xs[k] - (gap if names[k] else 0.3)
         _arrow(ax, (left, y + 0.12), (right, y + 0.12), colour=FORWARD_COLOUR, bend=-0.35, lw=1.3)
+        middle = (xs[k - 1] + xs[k]) / 2
         if k in labelled:
-            ax.text(
-                (xs[k - 1] + xs[k]) / 2,
-                y + 0.5,
-                labelled[k],
-                ha="center",
-                va="bottom",
-                fontsize=10,
-                color=FORWARD_COLOUR,
-            )
+            ax.text(middle, y + 0.5, labelled[k], va="bottom", **arrow_label(FORWARD_COLOUR))
         if reverse:
             _arrow(
                 ax, (right, y - 0.12), (left, y - 0.12), colour=REVERSE_COLOUR, bend=-0.35, lw=1.3
             )
             if k in reverse_labelled:
                 ax.text(
-                    (xs[k - 1] + xs[k]) / 2,
-                    y - 0.52,
-                    reverse_labelled[k],
-                    ha="center",
-                    va="top",
-                    fontsize=10,
-                    color=REVERSE_COLOUR,
+                    middle, y - 0.52, reverse_labelled[k], va="top", **arrow_label(REVERSE_COLOUR)
                 )
     if jump:
         leave = y - radius - 0.05 - below
@@ -493,18 +484,8 @@ def ddim_and_flow_paths(schedule, steps: int = 10):
 
 
 def preset_network(name: str) -> UViT:
-    """The U-ViT of preset ``name``, built as the text-to-video system builds it."""
-    preset = get_preset(name)
-    config = UViTConfig(
-        frames=preset.frames,
-        channels=CHANNELS,
-        height=preset.size,
-        width=preset.size,
-        text_dim=preset.text["dim"],
-        text_length=preset.text["max_length"],
-        **preset.model,
-    )
-    return UViT(config)
+    """The U-ViT of preset ``name``, as the text-to-video system builds it."""
+    return TextToVideo(get_preset(name)).model
 
 
 def skip_connections(model: UViT) -> tuple[list[str], dict[str, str]]:
