@@ -14,7 +14,10 @@ from minidiff.checks import ex02_backward as E
 
 
 def _reference_sum_to(grad, shape):
-    return md.sum_to(grad, shape)
+    """The broadcast reduction written out here: the checks refuse ``md.sum_to`` itself."""
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    axes = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=axes, keepdims=True)
 
 
 def mul_correct(g, a, b):

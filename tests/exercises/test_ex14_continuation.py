@@ -99,9 +99,15 @@ def test_acceleration_check_fails_gravity_with_the_wrong_sign():
     assert "it must satisfy (eq-acceleration-error)" in verdict.message
 
 
+def _own_acceleration_errors(positions, gravity):
+    """eq-acceleration-error written out here: the check refuses the library's own function."""
+    second = positions[2:] - 2.0 * positions[1:-1] + positions[:-2]
+    return np.hypot(second[:, 0], second[:, 1] - gravity)
+
+
 def test_acceleration_check_fails_dropping_missing_frames():
     def dropped(positions, gravity):
-        return acceleration_errors(positions[~np.isnan(positions).any(axis=1)], gravity)
+        return _own_acceleration_errors(positions[~np.isnan(positions).any(axis=1)], gravity)
 
     verdict = E.check_acceleration_errors(dropped)
     assert verdict.status == "FAILED" and "but it should have shape" in verdict.message
@@ -109,7 +115,7 @@ def test_acceleration_check_fails_dropping_missing_frames():
 
 def test_acceleration_check_fails_nan_filled_with_zero():
     def zero_filled(positions, gravity):
-        return np.nan_to_num(acceleration_errors(positions, gravity))
+        return np.nan_to_num(_own_acceleration_errors(positions, gravity))
 
     verdict = E.check_acceleration_errors(zero_filled)
     assert verdict.status == "FAILED"
@@ -119,7 +125,7 @@ def test_acceleration_check_fails_nan_filled_with_zero():
 def test_acceleration_check_fails_a_change_to_the_positions():
     def in_place(positions, gravity):
         positions[:, 1] -= 0.5 * gravity * np.arange(len(positions)) ** 2
-        return acceleration_errors(positions, 0.0)
+        return _own_acceleration_errors(positions, 0.0)
 
     verdict = E.check_acceleration_errors(in_place)
     assert verdict.status == "FAILED" and "changed the positions" in verdict.message
