@@ -22,7 +22,8 @@ help:
 	@echo "make test-gpu   run the same suite on CuPy (MINIDIFF_DEVICE=cuda)"
 	@echo "make test-slow  run the heavy checks kept out of 'make test'"
 	@echo "make book       build the Jupyter Book into book/_build/html"
-	@echo "make exercises  regenerate the student notebooks from exercises/src"
+	@echo "make exercises  regenerate the student notebooks from exercises/src, then run each"
+	@echo "                 both ways (every student check fails, every solution check passes)"
 	@echo "make lint       ruff"
 	@echo "make bench      speed and memory benchmarks (writes benchmarks/results/)"
 	@echo "make bench-gpu  the same on a CUDA GPU against PyTorch CUDA (writes gpu.md)"
@@ -63,6 +64,7 @@ book: $(STAMP)
 
 exercises: $(STAMP)
 	$(PY) -m exercises.build
+	MINIDIFF_NUM_THREADS=1 $(PY) -m exercises.run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check minidiff tests exercises benchmarks

@@ -9,13 +9,10 @@ a right one, are tested in ``test_exNN_*.py``, named like the notebook and its m
 """
 
 import importlib.util
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-import jupytext
-import nbclient
 import nbformat
 import pytest
 from hypothesis import strategies as st
@@ -26,19 +23,19 @@ from minidiff.checks.grading import Mismatch, grade, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "exercises" / "src").glob("ex*.md"))
-VERDICT = re.compile(r"^(PASSED|FAILED|NOT DONE)\s+exercise (\S+)", re.MULTILINE)
-CHECK_CALL = re.compile(r"^check_\w+\(", re.MULTILINE)
 
 
-def _build_module():
-    path = ROOT / "exercises" / "build.py"
-    spec = importlib.util.spec_from_file_location("exercises_build", path)
+def _load(name: str):
+    path = ROOT / "exercises" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"exercises_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-build = _build_module()
+build = _load("build")
+run = _load("run")
 
 
 # --- (a) the committed student notebooks are what the builder makes --------------------------
@@ -129,53 +126,39 @@ def test_bad_markers_are_rejected(bad):
 # --- (b), (c) running the notebooks -------------------------------------------------------------
 
 
-def _execute(notebook, directory: Path):
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(directory)}},
-    )
-    client.execute()
-    errors, text = [], []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.output_type == "error":
-                errors.append(f"{output.ename}: {output.evalue}\n{cell.source}")
-            elif output.output_type == "stream" and output.name == "stdout":
-                text.append(output.text)
-            elif "data" in output:
-                text.append(output.data.get("text/plain", ""))
-    return errors, "".join(text)
-
-
-def _check_calls(notebook) -> int:
-    return sum(len(CHECK_CALL.findall(c.source)) for c in notebook.cells if c.cell_type == "code")
-
-
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_solution_notebook_passes_every_check(source):
-    notebook = jupytext.read(source)
-    errors, text = _execute(notebook, source.parent)
-    assert not errors, errors
-    verdicts = VERDICT.findall(text)
-    assert len(verdicts) == _check_calls(notebook) > 0, text
-    assert all(status == "PASSED" for status, _ in verdicts), text
-    assert text.rstrip().endswith("True"), "summary() should report that everything passed"
+    ran = run.run_solution(source)
+    assert ran.all("PASSED"), ran.errors or ran.text
+    assert ran.text.rstrip().endswith("True"), "summary() should report that everything passed"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_student_notebook_passes_no_check(source):
-    path = ROOT / "exercises" / f"{source.stem}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    errors, text = _execute(notebook, path.parent)
-    assert not errors, "a stub must not stop Run All: " + "; ".join(errors)
-    verdicts = VERDICT.findall(text)
-    assert len(verdicts) == _check_calls(notebook) > 0, text
-    assert all(status in ("NOT DONE", "FAILED") for status, _ in verdicts), text
-    assert "Exercise " in text  # the stubs' messages name their exercise
-    assert text.rstrip().endswith("False")
+    ran = run.run_student(source)
+    assert not ran.errors, "a stub must not stop Run All: " + "; ".join(ran.errors)
+    assert ran.all("NOT DONE", "FAILED"), ran.text
+    assert "Exercise " in ran.text  # the stubs' messages name their exercise
+    assert ran.text.rstrip().endswith("False")
+
+
+def test_run_cli_tabulates_a_notebook_and_refuses_an_unknown_one():
+    result = subprocess.run(
+        [sys.executable, "-m", "exercises.run", "ex01_arrays"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| ex01_arrays"))
+    assert "PASSED" in row and "NOT DONE" in row and row.endswith("| yes |"), row
+    unknown = subprocess.run(
+        [sys.executable, "-m", "exercises.run", "ex99_nothing"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert unknown.returncode == 2 and "no exercise notebook named ex99_nothing" in unknown.stderr
 
 
 def test_static_check_sees_numpy_in_a_notebook_cell():
@@ -189,8 +172,9 @@ def test_static_check_sees_numpy_in_a_notebook_cell():
         "check_standardize(standardize)"
     )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
-    errors, text = _execute(notebook, ROOT)
-    assert not errors, errors
+    ran = run.execute(notebook, ROOT)
+    assert not ran.errors, ran.errors
+    text = ran.text
     assert text.startswith("FAILED  exercise 1.1") and "np (line 5)" in text, text
 
 
