@@ -84,7 +84,8 @@ HINTS = {
             "reduced axis back if keepdims was False."
         ),
         (
-            "s = stable softmax of x along axis; if not keepdims: g = xp.expand_dims(g, axis); "
+            "y = m + log(exp(x - m).sum(axis, keepdims=True)) with m = x.max(axis, keepdims=True);"
+            " s = exp(x - y), the stable softmax; if not keepdims: g = xp.expand_dims(g, axis); "
             "return g * s."
         ),
     ],

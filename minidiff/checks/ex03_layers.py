@@ -37,17 +37,19 @@ HINTS = {
         ),
         (
             "dxhat = g * w; dx = (dxhat - dxhat.mean(-1, keepdims=True) - xhat * (dxhat * "
-            "xhat).mean(-1, keepdims=True)) / sqrt(var + eps)."
+            "xhat).mean(-1, keepdims=True)) / sqrt(var + eps); dweight = (g * xhat).sum(rows) and "
+            "dbias = g.sum(rows), rows = tuple(range(x.ndim - 1)); return dx, dweight, dbias."
         ),
     ],
     "3.2": [
         (
-            "Keep the two moving averages first, then correct their bias, then step; the decay is "
-            "decoupled: it touches p, never m or v."
+            "Keep the two moving averages first (from g only: the decay is decoupled, it touches "
+            "p, never m or v), then correct their bias, then step."
         ),
         (
-            "m and v are updated from g only; the bias corrections divide by 1 - beta1**t and 1 - "
-            "beta2**t."
+            "For a constant gradient g, unroll m_t = (1 - b1) sum_{s=1..t} b1**(t-s) g from m_0 = "
+            "0: the geometric series gives m_t = (1 - b1**t) g, so the correction divides m by "
+            "1 - b1**t; v likewise by 1 - b2**t."
         ),
         (
             "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g*g; p = p * (1 - lr wd) - lr (m / (1 - "

@@ -34,8 +34,9 @@ HINTS = {
             "keys); then dQ and dK come from S = Q K^T / sqrt(d)."
         ),
         (
-            "dS = P * (dP - (dP * P).sum(-1, keepdims=True)); dQ = dS @ K / sqrt(d); dK = dS^T @ Q"
-            " / sqrt(d); masked entries have P = 0 and need no special case."
+            "dV = P^T @ G; dP = G @ V^T; dS = P * (dP - (dP * P).sum(-1, keepdims=True)); dQ = dS "
+            "@ K / sqrt(d); dK = dS^T @ Q / sqrt(d) (^T: swapaxes(-1, -2)); masked entries have P "
+            "= 0 and need no special case."
         ),
     ],
     "4.2": [
