@@ -21,6 +21,7 @@ from minidiff.checks import (
     ex08_flow,
     ex08_targets,
     ex12_training,
+    ex16_detect,
     ex17_allreduce,
     grading,
 )
@@ -245,7 +246,15 @@ def _graded(check, functions: int, qualified: str):
 
 # The checks of the newer notebooks name what each exercise rebuilds in their module's LIBRARY;
 # a solution (every function the check takes) calling the first of those names is refused.
-for _module in (ex05_rope, ex07_bound, ex08_targets, ex08_flow, ex12_training, ex17_allreduce):
+for _module in (
+    ex05_rope,
+    ex07_bound,
+    ex08_targets,
+    ex08_flow,
+    ex12_training,
+    ex16_detect,
+    ex17_allreduce,
+):
     for _check in vars(_module).values():
         if not (inspect.isfunction(_check) and _check.__name__.startswith("check_")):
             continue

@@ -58,6 +58,7 @@ def test_sources_exist():
         "ex13_intervals.md",
         "ex14_continuation.md",
         "ex15_fusion.md",
+        "ex16_detect.md",
         "ex17_allreduce.md",
     } <= {p.name for p in SOURCES}
 
