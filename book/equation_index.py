@@ -210,19 +210,40 @@ def _defined_names(body) -> dict[str, ast.AST]:
     return names
 
 
-def _find_test(tree: ast.Module, name: str) -> bool:
-    """A test function ``name`` ("test_x", "Class::test_x" or "Class.test_x") in the module."""
+PROPERTY = "a property over drawn inputs"
+CASES = "fixed cases"
+EXAMPLE = "a fixed example"
+
+
+def _test_node(tree: ast.Module, name: str):
+    """The function node of test ``name`` ("test_x", "Class::test_x"), or None."""
     parts = re.split(r"::|\.", name)
     if len(parts) == 1:
         scopes = [tree.body] + [n.body for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
     else:
         classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == parts[0]]
         scopes = [c.body for c in classes]
-    return any(
-        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == parts[-1]
-        for body in scopes
-        for node in body
-    )
+    for body in scopes:
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == parts[-1]:
+                return node
+    return None
+
+
+def kind_of_test(ref: str, repo_root) -> str:
+    """What the test ``path::name`` is, read from its decorators: :data:`PROPERTY` when
+    Hypothesis draws its inputs (``@given``), :data:`CASES` when pytest runs it on a listed set
+    (``@pytest.mark.parametrize``), else :data:`EXAMPLE` (one input chosen by hand, or a seeded
+    Monte Carlo run)."""
+    path_text, _, name = ref.partition("::")
+    tree = _parse(Path(repo_root) / path_text)
+    node = None if isinstance(tree, SyntaxError) else _test_node(tree, name)
+    decorators = [ast.unparse(d) for d in node.decorator_list] if node else []
+    if any(re.match(r"(\w+\.)*given\(", d) for d in decorators):
+        return PROPERTY
+    if any("parametrize(" in d for d in decorators):
+        return CASES
+    return EXAMPLE
 
 
 def _find_code(tree: ast.Module, name: str) -> bool:
@@ -254,7 +275,7 @@ def _check_reference(ref: str, kind: str, where: str, repo_root: Path) -> list[s
         short = re.split(r"::|\.", name)[-1]
         if not short.startswith("test"):
             return [f"{where}: test reference `{ref}`: pytest does not collect `{short}`"]
-        if not _find_test(tree, name):
+        if _test_node(tree, name) is None:
             return [f"{where}: test reference `{ref}`: no test function `{name}` in {path_text}"]
     elif not _find_code(tree, name):
         return [f"{where}: code reference `{ref}`: `{name}` is not defined in {path_text}"]
@@ -309,11 +330,12 @@ def _reference(ref: str) -> str:
     return f"`{name}` in `{path}`" if sep else f"`{ref}`"
 
 
-def markdown_table(equations) -> str:
+def markdown_table(equations, repo_root=None) -> str:
     """A MyST list-table, one row per equation.
 
     First column: the equation's number, linking back to it. Second column: its label and
-    chapter, the equation itself, the code implementing it and the test checking it.
+    chapter, the equation itself, the code implementing it and the test checking it (with what
+    kind of test it is, :func:`kind_of_test`, when ``repo_root`` is given).
     """
     indent = " " * 4
     lines = [
@@ -328,7 +350,11 @@ def markdown_table(equations) -> str:
     for eq in equations:
         doc = eq.chapter_file.rsplit(".", 1)[0]
         code = ", ".join(_reference(r) for r in eq.code_refs) or "mathematics only"
-        tests = ", ".join(_reference(r) for r in eq.test_refs) or "**none**"
+        tests = ", ".join(
+            _reference(r) + (f" ({kind_of_test(r, repo_root)})" if repo_root else "")
+            for r in eq.test_refs
+        )
+        tests = tests or "**none**"
         lines += [
             f"* - {{eq}}`{eq.label}`",
             f"  - `{eq.label}` in {{doc}}`{doc}`",

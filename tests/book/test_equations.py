@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 BOOK = REPO / "book"
 sys.path.insert(0, str(BOOK))
 
+import equation_index  # noqa: E402
 from equation_index import collect, markdown_table, problems, toc_files  # noqa: E402
 
 # Markdown files in book/ that are deliberately not chapters (none today).
@@ -108,11 +109,50 @@ def test_required_labels_are_in_the_book(label):
 
 def test_appendix_table_lists_every_equation():
     equations = collect(BOOK)
-    table = markdown_table(equations)
+    table = markdown_table(equations, BOOK.parent)
     for eq in equations:
         assert f"{{eq}}`{eq.label}`" in table
         for ref in eq.test_refs:
-            assert ref.split("::")[-1] in table
+            kind = equation_index.kind_of_test(ref, BOOK.parent)
+            assert f"{ref.split('::')[-1]}` in `{ref.split('::')[0]}` ({kind})" in table
+
+
+def test_kind_of_test_reads_the_decorators(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_m.py").write_text(
+        textwrap.dedent(
+            """\
+            import pytest
+            from hypothesis import given, settings
+            from hypothesis import strategies as st
+
+
+            @settings(max_examples=5)
+            @given(st.integers())
+            def test_drawn(n):
+                pass
+
+
+            @pytest.mark.parametrize("n", [1, 2])
+            def test_listed(n):
+                pass
+
+
+            class TestGroup:
+                @given(x=st.floats())
+                def test_method(self, x):
+                    pass
+
+
+            def test_one():
+                pass
+            """
+        )
+    )
+    kind = lambda name: equation_index.kind_of_test(f"tests/test_m.py::{name}", tmp_path)  # noqa: E731
+    assert kind("test_drawn") == kind("TestGroup::test_method") == equation_index.PROPERTY
+    assert kind("test_listed") == equation_index.CASES
+    assert kind("test_one") == equation_index.EXAMPLE
 
 
 # --- the checker on synthetic books ------------------------------------------------------------
