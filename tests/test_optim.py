@@ -65,21 +65,26 @@ def test_adamw_decay_is_decoupled(data):
     )
 
 
-def test_sgd_momentum_matches_recursion():
+@given(
+    lr=st.floats(1e-3, 1.0),
+    momentum=st.floats(0.0, 0.99),
+    nesterov=st.booleans(),
+    steps=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_sgd_momentum_matches_recursion(lr, momentum, nesterov, steps, seed):
     """(eq-sgd-momentum): b_t = mu b_{t-1} + g_t (b_1 = g_1); p <- p - lr b_t, or with Nesterov
     p <- p - lr (g_t + mu b_t)."""
-    rng = np.random.default_rng(0)
-    grads = rng.standard_normal((5, 3))
-    for nesterov in (False, True):
-        p = _param(np.zeros(3))
-        opt = optim.SGD([p], lr=0.1, momentum=0.9, nesterov=nesterov)
-        buffer, expected = np.zeros(3), np.zeros(3)
-        for t, g in enumerate(grads):
-            p.grad = md.tensor(g, dtype=np.float64).data
-            opt.step()
-            buffer = g.copy() if t == 0 else 0.9 * buffer + g
-            expected -= 0.1 * (g + 0.9 * buffer if nesterov else buffer)
-        np.testing.assert_allclose(host(p), expected, rtol=1e-12)
+    grads = np.random.default_rng(seed).standard_normal((steps, 3))
+    p = _param(np.zeros(3))
+    opt = optim.SGD([p], lr=lr, momentum=momentum, nesterov=nesterov)
+    buffer, expected = np.zeros(3), np.zeros(3)
+    for t, g in enumerate(grads):
+        p.grad = md.tensor(g, dtype=np.float64).data
+        opt.step()
+        buffer = g.copy() if t == 0 else momentum * buffer + g
+        expected -= lr * (g + momentum * buffer if nesterov else buffer)
+    np.testing.assert_allclose(host(p), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_sgd_converges_on_a_random_convex_quadratic():
@@ -100,14 +105,14 @@ def test_sgd_converges_on_a_random_convex_quadratic():
         np.testing.assert_allclose(host(x), target, atol=1e-6)
 
 
-def test_ema_is_geometric_sum():
+@given(decay=st.floats(0.0, 0.99), updates=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_ema_is_geometric_sum(decay, updates, seed):
     """(eq-ema): after k updates, shadow = d^k p_0 + (1 - d) sum_j d^(k-j) p_j."""
     model = md.nn.Linear(2, 2)
-    decay = 0.8
     ema = optim.EMA(model, decay)
     history = [model.weight.numpy().astype(np.float64)]
-    rng = np.random.default_rng(2)
-    for _ in range(6):
+    rng = np.random.default_rng(seed)
+    for _ in range(updates):
         model.weight.data[...] = rng.standard_normal((2, 2)).astype(np.float32)
         history.append(model.weight.numpy().astype(np.float64))
         ema.update(model)
@@ -167,20 +172,36 @@ def test_ema_swap_restores_the_trained_weights():
     assert (model.weight.numpy() == 7.0).all()
 
 
-def test_warmup_cosine_schedule():
-    """(eq-warmup-cosine): linear warmup to 1, then half a cosine down to min_ratio."""
-    w, total = 10, 110
-    assert optim.warmup_cosine(0, w, total) == pytest.approx(0.1)
-    assert optim.warmup_cosine(9, w, total) == pytest.approx(1.0)
-    assert optim.warmup_cosine(10, w, total) == pytest.approx(1.0)
-    assert optim.warmup_cosine(60, w, total) == pytest.approx(0.5)
-    assert optim.warmup_cosine(110, w, total, min_ratio=0.1) == pytest.approx(0.1)
-    assert optim.warmup_cosine(500, w, total) == pytest.approx(0.0)
-    for s in range(w, total):
-        assert optim.warmup_cosine(s + 1, w, total) <= optim.warmup_cosine(s, w, total)
+@given(
+    warmup=st.integers(0, 50),
+    decay=st.integers(1, 500),
+    min_ratio=st.floats(0.0, 0.5),
+    data=st.data(),
+)
+def test_warmup_cosine_schedule(warmup, decay, min_ratio, data):
+    """(eq-warmup-cosine): linear warmup to 1 over the first ``warmup`` steps, then half a cosine
+    from 1 at ``warmup`` down to ``min_ratio`` at ``total``, and flat after. Checked by its
+    properties: the warmup's line, the end points, the fall, and the half cosine's point symmetry
+    about its midpoint, f(warmup + x) + f(total - x) = 1 + min_ratio."""
+    total = warmup + decay
+    f = lambda s: optim.warmup_cosine(s, warmup, total, min_ratio=min_ratio)  # noqa: E731
+    s = data.draw(st.integers(0, total + 100), label="step")
+    if s < warmup:
+        assert f(s) == pytest.approx((s + 1) / warmup)
+        assert f(s) <= f(s + 1)
+    assert f(warmup) == pytest.approx(1.0)
+    assert f(total) == pytest.approx(min_ratio, abs=1e-12)
+    assert f(total + s) == pytest.approx(min_ratio, abs=1e-12)
+    if warmup <= s < total:
+        assert f(s + 1) <= f(s) + 1e-15
+        x = s - warmup
+        assert f(warmup + x) + f(total - x) == pytest.approx(1.0 + min_ratio, abs=1e-12)
+
+
+def test_lr_schedule_sets_the_group_rate_from_warmup_cosine():
     p = _param([1.0])
     opt = optim.SGD([p], lr=2.0)
-    schedule = optim.LRSchedule.warmup_cosine(opt, w, total)
+    schedule = optim.LRSchedule.warmup_cosine(opt, 10, 110)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.2)
     for _ in range(60):
         schedule.step()

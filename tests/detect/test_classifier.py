@@ -2,6 +2,8 @@
 
 import numpy
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minidiff as md
 from minidiff.autograd import ops
@@ -19,13 +21,32 @@ from minidiff.nn import functional as F
 LABELS = numpy.array([0, 1, 1, 0, 1, 0, 0])
 
 
-def test_eq_logistic_loss():
-    """At zero logits the loss is log 2; it matches the formula written with numpy."""
-    assert logistic_loss(md.tensor(numpy.zeros(7)), LABELS).item() == pytest.approx(numpy.log(2))
-    z = numpy.random.default_rng(0).normal(size=7)
-    positives, negatives = z[LABELS == 1], z[LABELS == 0]
+@given(
+    labels=st.lists(st.integers(0, 1), min_size=2, max_size=12).filter(
+        lambda v: 0 < sum(v) < len(v)
+    ),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.1, 30.0),
+)
+def test_eq_logistic_loss(labels, seed, scale):
+    """(eq-logistic-loss) on drawn logits and labels (both classes present): the class-balanced
+    mean of softplus(-z) over the generated clips and softplus(z) over the real ones; log 2 at
+    zero logits; unchanged when labels flip and logits change sign; lower when a generated
+    clip's logit rises."""
+    labels = numpy.array(labels)
+    z = scale * numpy.random.default_rng(seed).normal(size=len(labels))
+    loss = lambda z, y=labels: logistic_loss(md.tensor(z, dtype=numpy.float64), y).item()  # noqa: E731
+    positives, negatives = z[labels == 1], z[labels == 0]
     expected = 0.5 * (numpy.logaddexp(0, -positives).mean() + numpy.logaddexp(0, negatives).mean())
-    assert logistic_loss(md.tensor(z), LABELS).item() == pytest.approx(expected, rel=1e-6)
+    assert loss(z) == pytest.approx(expected, rel=1e-9)
+    assert loss(numpy.zeros(len(labels))) == pytest.approx(numpy.log(2))
+    assert loss(-z, 1 - labels) == pytest.approx(loss(z), rel=1e-9)
+    raised, first = z.copy(), numpy.argmax(labels)
+    raised[first] += 1.0
+    assert loss(raised) <= loss(z)
+    from_zero = numpy.zeros(len(labels))
+    from_zero[first] = 1.0
+    assert loss(from_zero) < numpy.log(2)
 
 
 def test_eq_logistic_loss_gradient_logistic_float64():

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidiff.detect.features import (
+    CHANGE_THRESHOLD,
     clip_features,
     frame_difference_stats,
     radial_bins,
@@ -60,15 +61,25 @@ def test_eq_temporal_spectrum(f, seed):
     assert (weights * spectrum).sum() == pytest.approx((clip**2).sum(axis=0).mean(), rel=1e-5)
 
 
-def test_eq_frame_difference():
-    """A still clip has no differences; a clip that steps by a constant c every frame has mean
-    and rms c, no spread over frames, and changes everywhere iff c > tau."""
-    still = numpy.full((2, 5, 3, 4, 4), 0.3, dtype=numpy.float32)
-    assert numpy.all(frame_difference_stats(still) == 0)
-    ramp = (0.2 * numpy.arange(5))[None, :, None, None, None] * numpy.ones((1, 5, 3, 4, 4))
-    mean, spread, peak, rms, changed = frame_difference_stats(ramp)[0]
-    assert (mean, peak, rms) == pytest.approx((0.2, 0.2, 0.2), abs=1e-6)
-    assert spread == pytest.approx(0.0, abs=1e-6) and changed == 1.0
+@given(
+    step=st.floats(0.0, 0.15),
+    start=st.floats(0.0, 0.2),
+    frames=st.integers(2, 6),
+    size=st.integers(1, 6),
+)
+def test_eq_frame_difference(step, start, frames, size):
+    """A clip that steps by a constant c every frame (c = 0: a still clip) has mean, peak and rms
+    difference c, no spread over frames, and changes everywhere iff c > tau; reversed in time,
+    the same statistics."""
+    ramp = start + step * numpy.arange(frames)[None, :, None, None, None]
+    ramp = (ramp * numpy.ones((1, frames, 3, size, size))).astype(numpy.float32)
+    stats = frame_difference_stats(ramp)[0]
+    mean, spread, peak, rms, changed = stats
+    assert (mean, peak, rms) == pytest.approx((step, step, step), abs=1e-6)
+    assert spread == pytest.approx(0.0, abs=1e-6)
+    if abs(step - CHANGE_THRESHOLD) > 1e-6:  # float32 rounding decides at the threshold itself
+        assert changed == float(step > CHANGE_THRESHOLD)
+    assert frame_difference_stats(ramp[:, ::-1].copy())[0] == pytest.approx(stats, abs=1e-6)
 
 
 def test_clip_features_shape_and_dtype():

@@ -50,9 +50,13 @@ def test_eq_tree_ring_key_averaged_over_keys_is_white():
     assert abs(keyed.mean()) < 0.02
 
 
-def test_eq_key_distance():
-    key = wm.make_key(SHAPE)
-    z = _noise(3)
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), radius=st.sampled_from([1.0, 1.5, 2.0]))
+def test_eq_key_distance(seed, radius):
+    """(eq-key-distance) on drawn keys and noise: the squared distance of the noise's orthonormal
+    Fourier coefficients to the key over the key's region, zero for noise carrying the key."""
+    key = wm.make_key(SHAPE, radius=radius, seed=seed)
+    z = _noise(3, seed=seed + 1)
     assert numpy.allclose(wm.key_distance(key, wm.watermark_noise(key, z)), 0.0, atol=1e-6)
     spectrum = numpy.fft.fftn(z.astype(numpy.float64), axes=wm.AXES, norm="ortho")
     expected = (numpy.abs(spectrum - key.values) ** 2)[:, key.mask].sum(axis=1)
