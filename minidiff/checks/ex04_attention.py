@@ -139,6 +139,7 @@ def check_attention_backward(
         describe=_describe_attention,
         forbid=(
             "minidiff.nn.attention.scaled_dot_product_attention",
+            "minidiff.nn.attention.attention_weights",
             "minidiff.autograd.tensor.Tensor.backward",
         ),
         max_examples=max_examples,

@@ -5,6 +5,8 @@ from .attention import (
     FactorizedAttention,
     MultiHeadAttention,
     TransformerBlock,
+    attention_weights,
+    recording_attention,
     scaled_dot_product_attention,
 )
 from .layers import (

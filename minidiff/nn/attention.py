@@ -17,6 +17,7 @@ and is gradient-checked like any op.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from .. import backend
@@ -29,18 +30,50 @@ from .layers import MLP, LayerNorm, Linear
 from .module import Module
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None) -> Tensor:
-    """softmax(q k^T * scale + mask) v over the last two axes; leading axes broadcast."""
-    q, k, v = (as_tensor(x) for x in (q, k, v))
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ShapeError(
-            f"attention: q {q.shape}, k {k.shape}, v {v.shape} need q and k to share "
-            "the last axis and k and v the second-to-last"
-        )
+def attention_weights(q, k, mask=None, scale: float | None = None) -> Tensor:
+    """P = softmax(q k^T * scale + mask) over the last axis (eq-attention): (..., N_q, N_k), each
+    row the weights one query gives the keys, summing to 1; leading axes broadcast."""
+    q, k = as_tensor(q), as_tensor(k)
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"attention: q {q.shape} and k {k.shape} need to share the last axis")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     if mask is not None:
         mask = backend.xp_of(q.data).asarray(unwrap(mask))
-    return ops.softmax(q @ k.swapaxes(-1, -2), axis=-1, scale=scale, mask=mask) @ v
+    return ops.softmax(q @ k.swapaxes(-1, -2), axis=-1, scale=scale, mask=mask)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None) -> Tensor:
+    """softmax(q k^T * scale + mask) v over the last two axes; leading axes broadcast."""
+    v = as_tensor(v)
+    if as_tensor(k).shape[-2] != v.shape[-2]:
+        raise ShapeError(
+            f"attention: q {as_tensor(q).shape}, k {as_tensor(k).shape}, v {v.shape} need q and "
+            "k to share the last axis and k and v the second-to-last"
+        )
+    return attention_weights(q, k, mask, scale) @ v
+
+
+@contextlib.contextmanager
+def recording_attention(model: Module):
+    """Within the ``with`` block, every joint :class:`MultiHeadAttention` of ``model`` appends
+    its attention weights P (B, heads, N, N), as a host NumPy array, to the list this yields, in
+    the order the forward pass calls them (for a U-ViT: the in-blocks, the middle block, the
+    out-blocks). What the model computes is unchanged. Factorized attention records nothing:
+    its weights are not one N x N matrix per head."""
+    layers = [m for m in model.modules() if type(m) is MultiHeadAttention]
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no joint MultiHeadAttention to record (factorized "
+            "attention's weights are per group, not one matrix per head)"
+        )
+    records: list = []
+    for layer in layers:
+        layer.record = records
+    try:
+        yield records
+    finally:
+        for layer in layers:
+            layer.record = None
 
 
 class MultiHeadAttention(Module):
@@ -60,6 +93,7 @@ class MultiHeadAttention(Module):
         self.dim, self.heads = dim, heads
         self.qkv = Linear(dim, 3 * dim, bias=qkv_bias, dtype=dtype, device=device)
         self.proj = Linear(dim, dim, dtype=dtype, device=device)
+        self.record = None  # a list while recording_attention runs
 
     def split_heads(self, x: Tensor, rope=None) -> tuple[Tensor, Tensor, Tensor]:
         """Q, K and V of x (*lead, N, dim), each (*lead, heads, N, dim / heads): the heads
@@ -83,7 +117,10 @@ class MultiHeadAttention(Module):
 
     def forward(self, x: Tensor, mask=None, rope=None) -> Tensor:
         q, k, v = self.split_heads(x, rope)
-        return self.merge_heads(scaled_dot_product_attention(q, k, v, mask))
+        weights = attention_weights(q, k, mask)
+        if self.record is not None:  # inside recording_attention
+            self.record.append(backend.to_numpy(weights.data))
+        return self.merge_heads(weights @ v)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, heads={self.heads}"

@@ -116,6 +116,11 @@ DELEGATING = [
         "minidiff.nn.attention.scaled_dot_product_attention",
     ),
     (
+        E4.check_attention_backward,
+        lambda q, k, v, g, mask=None: md.nn.attention_weights(q, k),
+        "minidiff.nn.attention.attention_weights",
+    ),
+    (
         E4.check_frame_causal_mask,
         lambda f, h, w: E4.frame_causal_reference(f, h, w),
         "minidiff.checks.ex04_attention.frame_causal_reference",

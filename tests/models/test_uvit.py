@@ -341,3 +341,33 @@ def test_frame_times_give_each_frame_its_own_noise_level():
     )
     with pytest.raises(md.ShapeError, match="frame_times=True"):
         UViT(_tiny())(md.randn(1, 4, 2, 4, 4), np.zeros((1, 4), int), md.randn(1, 3, 6))
+
+
+def test_recording_attention_sees_every_block_and_changes_nothing():
+    """recording_attention yields one weight array per block, in forward order, each row a
+    distribution over the tokens with nothing on padding words; the output is the same."""
+    md.manual_seed(0)
+    config = _tiny(depth=3)
+    model = UViT(config)
+    x = md.randn(2, 4, 2, 4, 4)
+    text, mask = md.randn(2, 3, 6), np.array([[True, True, False], [True, False, False]])
+    with md.no_grad():
+        plain = model(x, np.array([3, 500]), text, mask).numpy()
+        with md.nn.recording_attention(model) as records:
+            recorded = model(x, np.array([3, 500]), text, mask).numpy()
+        model(x, np.array([3, 500]), text, mask)  # after the block: nothing more recorded
+    np.testing.assert_array_equal(recorded, plain)
+    tokens = config.num_extra_tokens + 4 * 2 * 2
+    blocks = len(model.in_blocks) + 1 + len(model.out_blocks)
+    assert len(records) == blocks
+    for weights in records:
+        assert weights.shape == (2, config.heads, tokens, tokens)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+        assert (weights[0, :, :, 1 + 2] == 0).all()  # clip 0's third word is padding
+        assert (weights[1, :, :, 1 + 1 : 1 + 3] == 0).all()
+
+
+def test_recording_attention_refuses_factorized_attention():
+    with pytest.raises(ValueError, match="no joint MultiHeadAttention"):
+        with md.nn.recording_attention(UViT(_tiny(attention="factorized"))):
+            pass
