@@ -242,6 +242,26 @@ STUDIES = {
             train={"batch_size": 8},
         ),
         Study(
+            "demo-t2v-70",
+            "the demo (3,600 steps of 8) with 70% of the clips text-only instead of 40% (first "
+            "k frames given 20%, last k 5%, a random subset 5%): does the text-only task learn "
+            "sooner when it gets more of the few steps?",
+            preset="tiny-cpu",
+            train={
+                "batch_size": 8,
+                "frame_masks": {"none": 0.7, "first": 0.2, "last": 0.05, "random": 0.05},
+            },
+        ),
+        Study(
+            "demo-depth-3",
+            "the demo with 3 blocks instead of 5: a step takes about 0.78 of the time, so the "
+            "demo's time holds 4,600 steps of 8; is a shallower network that sees more clips "
+            "better at this budget?",
+            preset="tiny-cpu",
+            model={"depth": 3},
+            train={"batch_size": 8},
+        ),
+        Study(
             "demo-batch-4",
             "the recipe with batches of 4 clips: about four times the steps in the same time, "
             "each on a quarter of the clips",
