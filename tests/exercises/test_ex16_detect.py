@@ -80,6 +80,13 @@ def test_radial_spectrum_passes_a_right_answer():
     assert verdict.passed, verdict.message
 
 
+def _fails_saying(verdict, label: str, says: str) -> None:
+    """A FAILED verdict with its shrunk case, the equation it breaks and the message ``says``."""
+    assert verdict.status == "FAILED" and "the smallest failing case found" in verdict.message
+    assert f"it must satisfy ({label})" in verdict.message
+    assert says in verdict.message, verdict.message
+
+
 @pytest.mark.parametrize(
     "wrong, says",
     [
@@ -94,10 +101,7 @@ def test_radial_spectrum_passes_a_right_answer():
     ids=by_name,
 )
 def test_radial_spectrum_fails_a_typical_mistake(wrong, says):
-    verdict = E.check_radial_spectrum(wrong)
-    assert verdict.status == "FAILED" and "the smallest failing case found" in verdict.message
-    assert "it must satisfy (eq-radial-spectrum)" in verdict.message
-    assert says in verdict.message, verdict.message
+    _fails_saying(E.check_radial_spectrum(wrong), "eq-radial-spectrum", says)
 
 
 def test_the_mean_frame_fails_only_on_frames_that_differ():
@@ -182,10 +186,7 @@ def test_key_p_value_passes_a_right_answer():
     ids=by_name,
 )
 def test_key_p_value_fails_a_typical_mistake(wrong, says):
-    verdict = E.check_key_p_value(wrong)
-    assert verdict.status == "FAILED" and "the smallest failing case found" in verdict.message
-    assert "it must satisfy (eq-key-null)" in verdict.message
-    assert says in verdict.message, verdict.message
+    _fails_saying(E.check_key_p_value(wrong), "eq-key-null", says)
 
 
 def test_the_uniformity_bound_is_the_dkw_bound_at_one_in_a_million():

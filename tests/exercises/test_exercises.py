@@ -71,13 +71,13 @@ def test_student_notebook_in_sync(source):
     )
 
 
+def _module(*args: str) -> subprocess.CompletedProcess:
+    """``python -m <args>`` from the repository root, its output captured."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True)
+
+
 def test_build_check_cli():
-    result = subprocess.run(
-        [sys.executable, "-m", "exercises.build", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = _module("exercises.build", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -144,21 +144,11 @@ def test_student_notebook_passes_no_check(source):
 
 
 def test_run_cli_tabulates_a_notebook_and_refuses_an_unknown_one():
-    result = subprocess.run(
-        [sys.executable, "-m", "exercises.run", "ex01_arrays"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = _module("exercises.run", "ex01_arrays")
     assert result.returncode == 0, result.stdout + result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("| ex01_arrays"))
     assert "PASSED" in row and "NOT DONE" in row and row.endswith("| yes |"), row
-    unknown = subprocess.run(
-        [sys.executable, "-m", "exercises.run", "ex99_nothing"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    unknown = _module("exercises.run", "ex99_nothing")
     assert unknown.returncode == 2 and "no exercise notebook named ex99_nothing" in unknown.stderr
 
 
