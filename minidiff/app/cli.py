@@ -143,10 +143,19 @@ def _evaluate(args) -> int:
     out = _output_folder(args.out or Path(args.ckpt).parent, "--out")
     system = TextToVideo.from_checkpoint(args.ckpt)
     untrained = TextToVideo(system.preset)
+    sampling = {
+        "steps": args.steps or system.preset.sample_steps,
+        "guidance": system.preset.guidance if args.guidance is None else args.guidance,
+        "eta": args.eta,
+    }
     results = pipeline.evaluate_system(
-        system, untrained, splits=tuple(args.split or ("id", "ood")), clips_per_split=args.clips
+        system,
+        untrained,
+        splits=tuple(args.split or ("id", "ood")),
+        clips_per_split=args.clips,
+        sampling=sampling,
     )
-    info = {"preset": system.preset.name, "checkpoint": str(args.ckpt)}
+    info = {"preset": system.preset.name, "checkpoint": str(args.ckpt), **sampling}
     path = pipeline.write_report(out, results, info, names=EVALUATION_FILES)
     print(path.read_text())
     print(f"wrote {path} and {out / EVALUATION_FILES[1]}")
@@ -374,6 +383,15 @@ def _parser() -> argparse.ArgumentParser:
         "--split", choices=["id", "ood"], action="append", help="id and/or ood (default both)"
     )
     evaluate.add_argument("--clips", type=positive_int, default=None, help="clips per split")
+    evaluate.add_argument(
+        "--guidance", type=float, default=None, help="guidance scale w (default: the preset's)"
+    )
+    evaluate.add_argument(
+        "--steps", type=positive_int, default=None, help="DDIM steps (default: the preset's)"
+    )
+    evaluate.add_argument(
+        "--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like"
+    )
     evaluate.add_argument(
         "--out",
         default=None,

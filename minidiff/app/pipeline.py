@@ -156,9 +156,11 @@ def evaluate_system(
     splits=("id", "ood"),
     clips_per_split: int | None = None,
     progress: bool = True,
+    sampling: dict | None = None,
 ) -> dict:
     """Metrics of real clips, the untrained network and the model on each split, all for the
-    captions of the same held-out scenes."""
+    captions of the same held-out scenes. ``sampling`` holds :meth:`TextToVideo.sample`'s
+    settings (``steps``, ``guidance``, ``eta``) for both networks; left out, the preset's."""
     preset = system.preset
     n = clips_per_split or preset.eval_clips
     results = {}
@@ -169,7 +171,9 @@ def evaluate_system(
         entry = {"real": evaluate_clips(clips, specs)}
         for name, candidate in (("untrained", untrained), ("model", system)):
             if candidate is not None:
-                samples = candidate.sample(captions, seed=EVAL_SEED, progress=progress)
+                samples = candidate.sample(
+                    captions, seed=EVAL_SEED, progress=progress, **(sampling or {})
+                )
                 entry[name] = evaluate_clips(samples, specs)
         results[split] = entry
     return results

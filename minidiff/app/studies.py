@@ -262,6 +262,14 @@ STUDIES = {
             train={"batch_size": 8},
         ),
         Study(
+            "demo-no-min-snr",
+            "the demo (3,600 steps of 8) with the v loss unweighted instead of min-SNR-5: the "
+            "high noise levels, where a clip's layout and motion are decided, weigh about 1 "
+            "each instead of their SNR (eq-min-snr)",
+            preset="tiny-cpu",
+            train={"batch_size": 8, "min_snr_gamma": None},
+        ),
+        Study(
             "demo-batch-4",
             "the recipe with batches of 4 clips: about four times the steps in the same time, "
             "each on a quarter of the clips",

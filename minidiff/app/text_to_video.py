@@ -107,6 +107,11 @@ class TextToVideo:
                 f"guidance must be a finite number (0 is unguided, a few units is usual), "
                 f"got {guidance}"
             )
+        if not (math.isfinite(eta) and eta >= 0):
+            raise ValueError(
+                f"eta must be a finite number >= 0 (0 is deterministic DDIM, 1 DDPM-like), "
+                f"got {eta}"
+            )
         device = self.encoder.device
         backend.manual_seed(seed)
         shape = (len(prompts), self.config.frames, CHANNELS, self.config.height, self.config.width)

@@ -80,6 +80,32 @@ def test_evaluate_leaves_the_runs_report_alone(tmp_path, capsys):
     assert f"wrote {run / 'evaluation.md'} and {run / 'evaluation.json'}" in capsys.readouterr().out
 
 
+def test_evaluate_samples_with_the_settings_it_is_given(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    cli.main(["train", "--steps", "1", "--out", str(run)])
+    asked = []
+    sample = TextToVideo.sample
+
+    def recording(self, prompts, **kwargs):
+        asked.append({name: kwargs[name] for name in ("steps", "guidance", "eta")})
+        return sample(self, prompts, **kwargs)
+
+    monkeypatch.setattr(TextToVideo, "sample", recording)
+    settings = ["--guidance", "4.5", "--steps", "3", "--eta", "1"]
+    assert _evaluate(run / "checkpoint.npz", *settings) == 0
+    assert asked == [{"steps": 3, "guidance": 4.5, "eta": 1.0}] * 2  # untrained and trained
+    info = json.loads((run / "evaluation.json").read_text())["info"]
+    assert (info["steps"], info["guidance"], info["eta"]) == (3, 4.5, 1.0)
+    assert "- guidance: 4.5" in (run / "evaluation.md").read_text()
+    asked.clear()
+    assert _evaluate(run / "checkpoint.npz") == 0  # the preset's settings when none are given
+    preset = TextToVideo.from_checkpoint(run / "checkpoint.npz").preset
+    assert asked[0] == {"steps": preset.sample_steps, "guidance": preset.guidance, "eta": 0.0}
+    capsys.readouterr()
+    assert _evaluate(run / "checkpoint.npz", "--eta", "-0.5") == 2
+    assert "eta must be a finite number >= 0" in capsys.readouterr().err
+
+
 def test_evaluate_and_sample_check_their_outputs_before_the_work(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     cli.main(["train", "--steps", "1", "--out", str(run)])
